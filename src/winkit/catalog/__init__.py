@@ -1,0 +1,1 @@
+"""Catalog service (port 8002): products, categories, images and stock."""

@@ -1,0 +1,103 @@
+"""Catalog routes: thin, they validate and hand over to the domain."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from winkit.catalog import images
+from winkit.catalog.products import Catalog
+from winkit.catalog.schemas import Category, Product, ProductCreate, ProductQuery, ProductUpdate
+from winkit.platform.auth import StaffPrincipal
+from winkit.platform.urls import public_url
+
+router = APIRouter()
+
+SVG = "image/svg+xml"
+IMAGE_CACHE = "public, max-age=86400"
+
+
+def _catalog(request: Request) -> Catalog:
+    return request.app.state.catalog
+
+
+CatalogDep = Annotated[Catalog, Depends(_catalog)]
+
+
+def _with_image(request: Request, product: dict[str, Any]) -> dict[str, Any]:
+    return {**product, "image_url": public_url(request, f"/products/{product['id']}/image.svg")}
+
+
+@router.get("/products", response_model=list[Product], tags=["products"])
+async def list_products(
+    request: Request, params: Annotated[ProductQuery, Query()], catalog: CatalogDep
+) -> list[dict[str, Any]]:
+    """Every product matching the filters, by category then name."""
+    products = await catalog.search(
+        category=params.category, q=params.q, limit=params.limit, offset=params.offset
+    )
+    return [_with_image(request, p) for p in products]
+
+
+@router.get("/products/{product_id}", response_model=Product, tags=["products"])
+async def get_product(request: Request, product_id: str, catalog: CatalogDep) -> dict[str, Any]:
+    return _with_image(request, await catalog.get(product_id))
+
+
+@router.get(
+    "/products/{product_id}/image.svg",
+    tags=["products"],
+    response_class=Response,
+    responses={200: {"content": {SVG: {}}}},
+)
+async def product_image(product_id: str, catalog: CatalogDep) -> Response:
+    name, category, unit = await catalog.product_image(product_id)
+    svg = images.product_tile_svg(name, category, unit)
+    return Response(svg, media_type=SVG, headers={"Cache-Control": IMAGE_CACHE})
+
+
+@router.post("/products", status_code=201, response_model=Product, tags=["staff"])
+async def create_product(
+    request: Request, body: ProductCreate, _: StaffPrincipal, catalog: CatalogDep
+) -> dict[str, Any]:
+    return _with_image(request, await catalog.create(body.model_dump(exclude_none=True)))
+
+
+@router.patch("/products/{product_id}", response_model=Product, tags=["staff"])
+async def update_product(
+    request: Request,
+    product_id: str,
+    body: ProductUpdate,
+    _: StaffPrincipal,
+    catalog: CatalogDep,
+) -> dict[str, Any]:
+    """Change any field, stock included; fields left out stay as they are."""
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    return _with_image(request, await catalog.update(product_id, changes))
+
+
+@router.delete("/products/{product_id}", status_code=204, tags=["staff"])
+async def delete_product(product_id: str, _: StaffPrincipal, catalog: CatalogDep) -> Response:
+    await catalog.delete(product_id)
+    return Response(status_code=204)
+
+
+@router.get("/categories", response_model=list[Category], tags=["categories"])
+async def list_categories(request: Request, catalog: CatalogDep) -> list[dict[str, Any]]:
+    """Every category with its number of products, by name."""
+    return [
+        {**c, "image_url": public_url(request, f"/categories/{c['name']}/image.svg")}
+        for c in await catalog.categories()
+    ]
+
+
+@router.get(
+    "/categories/{name}/image.svg",
+    tags=["categories"],
+    response_class=Response,
+    responses={200: {"content": {SVG: {}}}},
+)
+async def category_image(name: str, catalog: CatalogDep) -> Response:
+    await catalog.require_category(name)
+    return Response(images.category_tile_svg(name), media_type=SVG, headers={"Cache-Control": IMAGE_CACHE})

@@ -1,0 +1,84 @@
+"""MongoDB access for the catalog service (database ``winkit_catalog``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from winkit.platform.database import Document, object_id
+
+ACTIVE: Document = {"deleted_at": None}
+
+
+class SkuTaken(Exception):
+    pass
+
+
+class CatalogStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.products = db["products"]
+
+    async def ensure_indexes(self) -> None:
+        await self.products.create_indexes(
+            [
+                IndexModel([("sku", ASCENDING)], unique=True),
+                IndexModel([("category", ASCENDING), ("name_key", ASCENDING)]),
+                IndexModel([("name_key", ASCENDING)]),
+            ]
+        )
+
+    async def is_empty(self) -> bool:
+        return await self.products.find_one({}, {"_id": 1}) is None
+
+    async def add_missing(self, products: list[Document]) -> int:
+        """Insert products whose sku is not there yet (safe to repeat)."""
+        ops = [UpdateOne({"sku": p["sku"]}, {"$setOnInsert": p}, upsert=True) for p in products]
+        result = await self.products.bulk_write(ops, ordered=False)
+        return result.upserted_count
+
+    async def find(self, query: Document, *, limit: int | None, offset: int) -> list[Document]:
+        cursor = self.products.find({**query, **ACTIVE}).sort(
+            [("category", ASCENDING), ("name_key", ASCENDING)]
+        )
+        cursor = cursor.skip(offset)
+        if limit is not None:
+            cursor = cursor.limit(limit)
+        return await cursor.to_list()
+
+    async def get(self, product_id: str) -> Document | None:
+        oid = object_id(product_id)
+        return None if oid is None else await self.products.find_one({"_id": oid, **ACTIVE})
+
+    async def insert(self, product: Document) -> Document:
+        try:
+            result = await self.products.insert_one(product)
+        except DuplicateKeyError as exc:
+            raise SkuTaken(product["sku"]) from exc
+        return {**product, "_id": result.inserted_id}
+
+    async def update(self, product_id: str, changes: dict[str, Any]) -> Document | None:
+        oid = object_id(product_id)
+        if oid is None:
+            return None
+        # update_one + read by _id: SecantusDB scans the collection for find_one_and_update
+        # with a filter beyond _id.
+        result = await self.products.update_one({"_id": oid, **ACTIVE}, {"$set": changes})
+        if result.matched_count == 0:
+            return None
+        return await self.products.find_one({"_id": oid})
+
+    async def category_counts(self) -> list[Document]:
+        pipeline = [
+            {"$match": ACTIVE},
+            {"$group": {"_id": "$category", "count": {"$sum": 1}}},
+            {"$sort": {"_id": 1}},
+        ]
+        cursor = await self.products.aggregate(pipeline)
+        return [{"name": row["_id"], "count": row["count"]} async for row in cursor]
+
+    async def category_exists(self, name: str) -> bool:
+        return await self.products.find_one({"category": name, **ACTIVE}, {"_id": 1}) is not None

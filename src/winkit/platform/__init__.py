@@ -1,0 +1,1 @@
+"""What every Winkit service shares: settings, database, auth, errors, events, observability."""

@@ -1,0 +1,218 @@
+"""Access tokens: issued by the user service, verified by every service from public keys."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any
+
+import httpx
+import jwt
+import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from winkit.platform.errors import Forbidden, ServiceUnavailable, Unauthorized
+from winkit.platform.keys import public_jwk
+from winkit.platform.settings import Settings
+
+log = structlog.get_logger("winkit.auth")
+
+SERVICE_AUDIENCE = "winkit-internal"
+
+
+class Role(StrEnum):
+    CUSTOMER = "customer"
+    STAFF = "staff"
+    ADMIN = "admin"
+
+
+STAFF_ROLES = frozenset({Role.STAFF, Role.ADMIN})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    role: Role
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+
+class TokenIssuer:
+    """Signs EdDSA access tokens; lives only in the user service."""
+
+    def __init__(self, key: Ed25519PrivateKey, settings: Settings) -> None:
+        self._key = key
+        self._settings = settings
+        self.jwk = public_jwk(key.public_key())
+
+    def issue(self, user_id: str, role: Role) -> tuple[str, int]:
+        now = int(time.time())
+        ttl = self._settings.access_token_ttl
+        claims = {
+            "sub": user_id,
+            "role": role.value,
+            "iss": self._settings.jwt_issuer,
+            "aud": self._settings.jwt_audience,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        token = jwt.encode(claims, self._key, algorithm="EdDSA", headers={"kid": self.jwk["kid"]})
+        return token, ttl
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return {"keys": [self.jwk]}
+
+
+class JwksSource:
+    """Public keys fetched from the user service's JWKS and cached.
+
+    An unknown ``kid`` triggers a refetch (key rotation), at most once per ``min_refresh``
+    seconds so forged kids cannot turn every request into a fetch.
+    """
+
+    def __init__(self, url: str, cache_seconds: int, *, min_refresh: float = 10.0) -> None:
+        self._url = url
+        self._cache_seconds = cache_seconds
+        self._min_refresh = min_refresh
+        self._keys: dict[str, jwt.PyJWK] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def static(cls, jwks: dict[str, Any]) -> JwksSource:
+        source = cls(url="", cache_seconds=0)
+        source._keys = {k["kid"]: jwt.PyJWK(k) for k in jwks["keys"]}
+        source._fetched_at = float("inf")
+        return source
+
+    async def key(self, kid: str) -> jwt.PyJWK | None:
+        stale = time.monotonic() - self._fetched_at > self._cache_seconds
+        if kid not in self._keys or stale:
+            await self._refresh(force=stale)
+        return self._keys.get(kid)
+
+    async def _refresh(self, *, force: bool) -> None:
+        async with self._lock:
+            if not force and time.monotonic() - self._fetched_at < self._min_refresh:
+                return
+            try:
+                async with httpx.AsyncClient(timeout=3.0) as client:
+                    response = await client.get(self._url)
+                    response.raise_for_status()
+                    keys = response.json()["keys"]
+            except (httpx.HTTPError, KeyError, ValueError) as exc:
+                log.warning("jwks_fetch_failed", url=self._url, error=str(exc))
+                if not self._keys:
+                    raise ServiceUnavailable("Token keys are unavailable; try again shortly.") from exc
+                return
+            self._keys = {k["kid"]: jwt.PyJWK(k) for k in keys if "kid" in k}
+            self._fetched_at = time.monotonic()
+
+
+class TokenVerifier:
+    def __init__(self, source: JwksSource, settings: Settings) -> None:
+        self._source = source
+        self._issuer = settings.jwt_issuer
+        self._audience = settings.jwt_audience
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized("The bearer token is malformed.") from exc
+        kid = header.get("kid")
+        if header.get("alg") != "EdDSA" or not isinstance(kid, str):
+            raise Unauthorized("The bearer token is not signed with an accepted key.")
+        key = await self._source.key(kid)
+        if key is None:
+            raise Unauthorized("The bearer token is signed with an unknown key.")
+        try:
+            claims = jwt.decode(
+                token,
+                key.key,
+                algorithms=["EdDSA"],
+                audience=self._audience,
+                issuer=self._issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+            return Principal(user_id=str(claims["sub"]), role=Role(claims.get("role")))
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthorized("The bearer token has expired.") from exc
+        except (jwt.InvalidTokenError, ValueError) as exc:
+            raise Unauthorized("The bearer token is not valid.") from exc
+
+
+class ServiceTokens:
+    """Short-lived tokens that one service presents to another's internal API."""
+
+    def __init__(self, secret: str, service: str) -> None:
+        self._secret = secret
+        self._service = service
+
+    def issue(self, ttl: int = 60) -> str:
+        now = int(time.time())
+        claims = {"sub": self._service, "aud": SERVICE_AUDIENCE, "iat": now, "exp": now + ttl}
+        return jwt.encode(claims, self._secret, algorithm="HS256")
+
+    def verify(self, token: str) -> str:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                audience=SERVICE_AUDIENCE,
+                options={"require": ["exp", "sub", "aud"]},
+            )
+        except jwt.InvalidTokenError as exc:
+            raise Unauthorized("A valid service token is required.") from exc
+        return str(claims["sub"])
+
+
+# Swagger's Authorize button logs in through the user service's /login (OAuth2 password form).
+bearer_scheme = OAuth2PasswordBearer(tokenUrl="login", auto_error=False)
+
+
+def _bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def current_principal(
+    request: Request, _: Annotated[str | None, Depends(bearer_scheme)]
+) -> Principal:
+    token = _bearer_token(request)
+    if token is None:
+        raise Unauthorized()
+    verifier: TokenVerifier = request.app.state.token_verifier
+    return await verifier.verify(token)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+async def staff_principal(principal: CurrentPrincipal) -> Principal:
+    if not principal.is_staff:
+        raise Forbidden("Only staff and admins may do this.")
+    return principal
+
+
+StaffPrincipal = Annotated[Principal, Depends(staff_principal)]
+
+
+async def calling_service(request: Request) -> str:
+    token = _bearer_token(request)
+    if token is None:
+        raise Unauthorized("A valid service token is required.")
+    tokens: ServiceTokens = request.app.state.service_tokens
+    return tokens.verify(token)
+
+
+CallingService = Annotated[str, Depends(calling_service)]

@@ -1,0 +1,125 @@
+"""The app factory every service is built with: same middleware, errors, health and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from winkit import __version__
+from winkit.platform.auth import JwksSource, TokenVerifier
+from winkit.platform.database import connect, is_reachable, service_database
+from winkit.platform.errors import (
+    PROBLEM_TYPE_BASE,
+    ServiceUnavailable,
+    install_error_handlers,
+    problem_response,
+)
+from winkit.platform.observability import Metrics, RequestContextMiddleware, configure_logging
+from winkit.platform.settings import ServiceName, Settings
+
+Startup = Callable[[FastAPI, AsyncExitStack], Awaitable[None]]
+
+log = structlog.get_logger("winkit.service")
+
+
+class UnexpectedErrorMiddleware:
+    """Turns an unhandled exception into a 500 problem inside the request-id middleware,
+    so even that response carries X-Request-ID and no stack trace reaches the client."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled_error", path=scope["path"])
+            if started:
+                raise
+            response = problem_response(500, "Something went wrong on our side; it has been logged.")
+            await response(scope, receive, send)
+
+
+def create_service_app(
+    *,
+    name: ServiceName,
+    settings: Settings,
+    router: APIRouter,
+    startup: Startup,
+    title: str,
+    description: str,
+    extra_health: Callable[[FastAPI], dict[str, str]] | None = None,
+) -> FastAPI:
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = connect(settings, name)
+        app.state.settings = settings
+        app.state.db = service_database(client, name)
+        app.state.token_verifier = TokenVerifier(
+            JwksSource(settings.effective_jwks_url, settings.jwks_cache_seconds), settings
+        )
+        try:
+            async with AsyncExitStack() as stack:
+                await startup(app, stack)
+                log.info("service_started", service=name, version=__version__)
+                yield
+        finally:
+            await client.close()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=__version__,
+        lifespan=lifespan,
+        responses={"default": {"description": "Problem details (RFC 9457)"}},
+    )
+    install_error_handlers(app)
+    metrics = Metrics(name)
+
+    @app.get("/", tags=["service"], summary="Service name and version")
+    async def root() -> dict[str, str]:
+        return {"service": name, "version": __version__}
+
+    @app.get("/health", tags=["service"], summary="Healthy while the database answers")
+    async def health(request: Request) -> Any:
+        checks = {"mongodb": "ok" if await is_reachable(request.app.state.db) else "down"}
+        if extra_health is not None:
+            checks.update(extra_health(request.app))
+        if checks["mongodb"] != "ok":
+            problem = ServiceUnavailable(f"The {name} database does not answer.")
+            return problem_response(
+                503, problem.detail, type_=PROBLEM_TYPE_BASE + "unhealthy", service=name, checks=checks
+            )
+        return {"status": "ok", "service": name, "version": __version__, "checks": checks}
+
+    app.add_route("/metrics", metrics.render, include_in_schema=False)
+    app.include_router(router)
+    app.add_middleware(UnexpectedErrorMiddleware)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    return app

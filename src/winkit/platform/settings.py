@@ -1,0 +1,113 @@
+"""Configuration from the environment (prefix ``WINKIT_``), one object for every service."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, computed_field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ServiceName = Literal["users", "catalog", "orders", "delivery"]
+
+SERVICE_PORTS: dict[str, int] = {"users": 8001, "catalog": 8002, "orders": 8003, "delivery": 8004}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WINKIT_", extra="ignore", frozen=True)
+
+    env: Literal["dev", "prod"] = "dev"
+    data_dir: Path = Path("var")
+    host: str = "127.0.0.1"
+    log_level: str = "INFO"
+
+    # Databases: one per service. Each service URI falls back to mongodb_uri; with neither set,
+    # `winkit run` starts the embedded SecantusDB on embedded_mongodb_port.
+    mongodb_uri: str | None = None
+    users_mongodb_uri: str | None = None
+    catalog_mongodb_uri: str | None = None
+    orders_mongodb_uri: str | None = None
+    delivery_mongodb_uri: str | None = None
+    embedded_mongodb_port: int = 27017
+
+    # Event bus. Unset: `winkit run` starts the embedded nats-server on embedded_nats_port.
+    nats_url: str | None = None
+    embedded_nats_port: int = 4222
+    embedded_nats_monitor_port: int = 8222
+    nats_connect_timeout: float = 2.0
+
+    # Where services reach each other (server to server).
+    users_url: str = "http://127.0.0.1:8001"
+    catalog_url: str = "http://127.0.0.1:8002"
+    orders_url: str = "http://127.0.0.1:8003"
+    delivery_url: str = "http://127.0.0.1:8004"
+    gateway_port: int = 8000
+
+    # Tokens: EdDSA access tokens signed by the user service, verified everywhere from its JWKS.
+    jwt_issuer: str = "winkit-users"
+    jwt_audience: str = "winkit"
+    access_token_ttl: int = Field(default=3600, ge=60, le=86400)
+    jwt_private_key_file: Path | None = None
+    jwks_url: str | None = None
+    jwks_cache_seconds: int = 300
+    # Service-to-service calls (orders -> catalog stock reservations) carry a short-lived
+    # HS256 token signed with this secret; dev generates one into the data dir.
+    service_secret: SecretStr | None = None
+
+    cors_origins: list[str] = ["http://localhost:8080"]
+
+    # One-time codes and mail.
+    otp_ttl: int = 300
+    otp_max_attempts: int = 5
+    otp_resend_cooldown: int = 30
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    mail_from: str = "Winkit <no-reply@winkit.local>"
+
+    # None: seed the demo catalog into an empty database in dev, never in prod.
+    seed_demo_catalog: bool | None = None
+
+    # Money is integer paise everywhere.
+    delivery_fee_paise: int = Field(default=2500, ge=0)
+    free_delivery_threshold_paise: int = Field(default=19900, ge=0)
+    reservation_timeout: int = Field(default=60, ge=5)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @cached_property
+    def embedded_mongodb_uri(self) -> str:
+        # SecantusDB: one-member replica set; retryWrites=false keeps inserts fast there.
+        return (
+            f"mongodb://127.0.0.1:{self.embedded_mongodb_port}/"
+            "?directConnection=true&retryWrites=false"
+        )
+
+    def mongodb_uri_for(self, service: ServiceName) -> str:
+        specific = getattr(self, f"{service}_mongodb_uri")
+        return specific or self.mongodb_uri or self.embedded_mongodb_uri
+
+    def uses_embedded_mongodb(self) -> bool:
+        services: tuple[ServiceName, ...] = ("users", "catalog", "orders", "delivery")
+        return any(self.mongodb_uri_for(s) == self.embedded_mongodb_uri for s in services)
+
+    @property
+    def effective_nats_url(self) -> str:
+        return self.nats_url or f"nats://127.0.0.1:{self.embedded_nats_port}"
+
+    @property
+    def effective_jwks_url(self) -> str:
+        return self.jwks_url or f"{self.users_url}/.well-known/jwks.json"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    def service_url(self, service: ServiceName) -> str:
+        return getattr(self, f"{service}_url")
+
+    @staticmethod
+    def database_name(service: ServiceName) -> str:
+        return f"winkit_{service}"

@@ -1,0 +1,131 @@
+"""Accounts: registration with a one-time code, password login, profiles, staff accounts."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from winkit.platform.auth import Principal, Role, TokenIssuer
+from winkit.platform.database import Document
+from winkit.platform.errors import Conflict, Forbidden, NotFound, Unauthorized
+from winkit.users.otp import OtpService, email_key
+from winkit.users.store import EmailTaken, UsersStore
+
+DEV_STAFF_EMAIL = "staff@winkit.local"
+DEV_STAFF_PASSWORD = "winkit-staff-dev"
+
+_hasher = PasswordHasher()
+# Verifying against this when the email is unknown makes both failures cost the same time.
+_DUMMY_HASH = _hasher.hash("winkit-timing-equaliser")
+
+
+async def hash_password(password: str) -> str:
+    # Argon2 is deliberately slow: off the event loop.
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def _password_matches(stored_hash: str, password: str) -> bool:
+    try:
+        return await asyncio.to_thread(_hasher.verify, stored_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def public_user(user: Document) -> dict[str, Any]:
+    return {
+        "id": str(user["_id"]),
+        "name": user["name"],
+        "email": user["email"],
+        "phone": user.get("phone"),
+        "role": user["role"],
+        "created_at": user["created_at"],
+        "updated_at": user.get("updated_at", user["created_at"]),
+    }
+
+
+async def create_account(
+    store: UsersStore, *, name: str, email: str, password: str, role: Role, phone: str | None = None
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    user = {
+        "name": name,
+        "email": email,
+        "email_key": email_key(email),
+        "phone": phone,
+        "role": role.value,
+        "password_hash": await hash_password(password),
+        "created_at": now,
+        "updated_at": now,
+    }
+    try:
+        return public_user(await store.insert_user(user))
+    except EmailTaken as exc:
+        raise Conflict("An account with this email already exists.") from exc
+
+
+async def ensure_dev_staff(store: UsersStore) -> None:
+    if await store.user_by_email(email_key(DEV_STAFF_EMAIL)) is None:
+        try:
+            await create_account(
+                store,
+                name="Winkit Staff (dev)",
+                email=DEV_STAFF_EMAIL,
+                password=DEV_STAFF_PASSWORD,
+                role=Role.STAFF,
+            )
+        except Conflict:
+            pass  # created concurrently
+
+
+class Accounts:
+    def __init__(self, store: UsersStore, otp: OtpService, issuer: TokenIssuer) -> None:
+        self._store = store
+        self._otp = otp
+        self._issuer = issuer
+
+    async def register(
+        self, *, name: str, email: str, password: str, otp: str, phone: str | None
+    ) -> dict[str, Any]:
+        # Refuse a taken address before spending the code, so the user can still use it.
+        if await self._store.user_by_email(email_key(email)) is not None:
+            raise Conflict("An account with this email already exists.")
+        await self._otp.verify(email, otp)
+        return await create_account(
+            self._store, name=name, email=email, password=password, role=Role.CUSTOMER, phone=phone
+        )
+
+    async def login(self, email: str, password: str) -> dict[str, Any]:
+        user = await self._store.user_by_email(email_key(email))
+        matches = await _password_matches(user["password_hash"] if user else _DUMMY_HASH, password)
+        if user is None or not matches:
+            raise Unauthorized("The email or password is wrong.")
+        if _hasher.check_needs_rehash(user["password_hash"]):
+            await self._store.set_password_hash(user["_id"], await hash_password(password))
+        token, expires_in = self._issuer.issue(str(user["_id"]), Role(user["role"]))
+        return {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": expires_in,
+            "user_id": str(user["_id"]),
+            "role": user["role"],
+        }
+
+    async def profile(self, caller: Principal, user_id: str | None) -> dict[str, Any]:
+        target = user_id or caller.user_id
+        if target != caller.user_id and not caller.is_staff:
+            raise Forbidden("You may only read your own profile.")
+        user = await self._store.user_by_id(target)
+        if user is None:
+            raise NotFound("No such user.")
+        return public_user(user)
+
+    async def update_profile(self, caller: Principal, changes: dict[str, Any]) -> dict[str, Any]:
+        changes = {**changes, "updated_at": datetime.now(UTC)}
+        user = await self._store.update_user(caller.user_id, changes)
+        if user is None:
+            raise NotFound("No such user.")
+        return public_user(user)

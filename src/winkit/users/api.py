@@ -1,0 +1,128 @@
+"""User service routes: thin, they validate and hand over to the domain."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import EmailStr, ValidationError
+
+from winkit.platform.auth import CurrentPrincipal
+from winkit.users.accounts import Accounts
+from winkit.users.mail import DevOutboxSender
+from winkit.users.otp import OtpService
+from winkit.users.schemas import (
+    LoginRequest,
+    OtpRequest,
+    OtpSent,
+    OutboxMessage,
+    Profile,
+    ProfileUpdate,
+    RegisterRequest,
+    TokenResponse,
+    UserOut,
+)
+
+router = APIRouter()
+
+
+def _accounts(request: Request) -> Accounts:
+    return request.app.state.accounts
+
+
+def _otp(request: Request) -> OtpService:
+    return request.app.state.otp
+
+
+AccountsDep = Annotated[Accounts, Depends(_accounts)]
+OtpDep = Annotated[OtpService, Depends(_otp)]
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+async def _login_request(request: Request) -> LoginRequest:
+    """JSON ``{"email", "password"}``, or the OAuth2 password form (``username``/``password``)."""
+    try:
+        if request.headers.get("content-type", "").startswith(_FORM_TYPES):
+            form = await request.form()
+            return LoginRequest.model_validate(
+                {"email": form.get("username") or form.get("email"), "password": form.get("password")}
+            )
+        return LoginRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_input=False)) from exc
+
+
+_LOGIN_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": LoginRequest.model_json_schema()},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "required": ["username", "password"],
+                    "properties": {
+                        "username": {"type": "string", "description": "Email address"},
+                        "password": {"type": "string", "format": "password"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.get("/.well-known/jwks.json", tags=["tokens"], summary="Public keys that verify access tokens")
+async def jwks(request: Request) -> dict[str, Any]:
+    return request.app.state.token_issuer.jwks()
+
+
+@router.post("/otp/send", status_code=202, response_model=OtpSent, tags=["accounts"])
+async def send_otp(body: OtpRequest, otp: OtpDep) -> dict[str, int]:
+    """Email a 6-digit code for registration; one per address every 30 seconds."""
+    return {"expires_in": await otp.send(body.email)}
+
+
+@router.post("/register", status_code=201, response_model=UserOut, tags=["accounts"])
+async def register(body: RegisterRequest, accounts: AccountsDep) -> dict[str, Any]:
+    return await accounts.register(
+        name=body.name, email=body.email, password=body.password, otp=body.otp, phone=body.phone
+    )
+
+
+@router.post("/login", response_model=TokenResponse, tags=["accounts"], openapi_extra=_LOGIN_BODY)
+async def login(request: Request, accounts: AccountsDep) -> dict[str, Any]:
+    credentials = await _login_request(request)
+    return await accounts.login(credentials.email, credentials.password)
+
+
+@router.get("/profile", response_model=Profile, tags=["profile"])
+async def get_profile(
+    principal: CurrentPrincipal,
+    accounts: AccountsDep,
+    user_id: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    """The caller's profile, or (staff and admins only) another user's."""
+    return await accounts.profile(principal, user_id)
+
+
+@router.patch("/profile", response_model=Profile, tags=["profile"])
+async def update_profile(
+    body: ProfileUpdate, principal: CurrentPrincipal, accounts: AccountsDep
+) -> dict[str, Any]:
+    """Change name and phone; role, email and id are not changeable here."""
+    return await accounts.update_profile(principal, body.model_dump(exclude_unset=True))
+
+
+dev_router = APIRouter(prefix="/dev", tags=["dev"])
+
+
+@dev_router.get("/outbox", response_model=list[OutboxMessage])
+async def dev_outbox(
+    request: Request, to: Annotated[EmailStr, Query(description="Recipient address")]
+) -> list[dict[str, Any]]:
+    """Dev only: mail the service would have sent to ``to``, newest first."""
+    outbox: DevOutboxSender = request.app.state.dev_outbox
+    return await outbox.messages_to(to)

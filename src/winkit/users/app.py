@@ -1,0 +1,49 @@
+"""Builds the user service app."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+
+from fastapi import APIRouter, FastAPI
+
+from winkit.platform.auth import JwksSource, TokenIssuer, TokenVerifier
+from winkit.platform.keys import load_signing_key
+from winkit.platform.service import create_service_app
+from winkit.platform.settings import Settings
+from winkit.users import api
+from winkit.users.accounts import Accounts, ensure_dev_staff
+from winkit.users.mail import DevOutboxSender, mail_sender
+from winkit.users.otp import OtpService
+from winkit.users.store import UsersStore
+
+
+async def _startup(app: FastAPI, _: AsyncExitStack) -> None:
+    settings: Settings = app.state.settings
+    store = UsersStore(app.state.db)
+    await store.ensure_indexes()
+    issuer = TokenIssuer(load_signing_key(settings), settings)
+    # The issuer verifies its own tokens from memory, not over HTTP to itself.
+    app.state.token_verifier = TokenVerifier(JwksSource.static(issuer.jwks()), settings)
+    app.state.token_issuer = issuer
+    app.state.store = store
+    app.state.dev_outbox = DevOutboxSender(store) if settings.env == "dev" else None
+    app.state.otp = OtpService(store, mail_sender(settings, app.state.dev_outbox), settings)
+    app.state.accounts = Accounts(store, app.state.otp, issuer)
+    if settings.env == "dev":
+        await ensure_dev_staff(store)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    router = APIRouter()
+    router.include_router(api.router)
+    if settings.env == "dev":
+        router.include_router(api.dev_router)
+    return create_service_app(
+        name="users",
+        settings=settings,
+        router=router,
+        startup=_startup,
+        title="Winkit users",
+        description="One-time codes, registration, login, profiles and the token signing keys.",
+    )

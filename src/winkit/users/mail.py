@@ -1,0 +1,74 @@
+"""Sending mail: SMTP in production, a readable outbox in dev."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Protocol
+
+from winkit.platform.database import Document
+from winkit.platform.settings import Settings
+from winkit.users.store import UsersStore
+
+
+class MailSender(Protocol):
+    async def send(self, to: str, subject: str, body: str) -> None: ...
+
+
+class SmtpSender:
+    def __init__(self, settings: Settings) -> None:
+        assert settings.smtp_host is not None
+        self._settings = settings
+
+    def _send_blocking(self, message: EmailMessage) -> None:
+        s = self._settings
+        with smtplib.SMTP(s.smtp_host or "", s.smtp_port, timeout=10) as smtp:
+            if s.smtp_starttls:
+                smtp.starttls()
+            if s.smtp_username and s.smtp_password:
+                smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
+            smtp.send_message(message)
+
+    async def send(self, to: str, subject: str, body: str) -> None:
+        message = EmailMessage()
+        message["From"] = self._settings.mail_from
+        message["To"] = to
+        message["Subject"] = subject
+        message.set_content(body)
+        # smtplib blocks; a thread keeps the event loop serving other requests.
+        await asyncio.to_thread(self._send_blocking, message)
+
+
+class DevOutboxSender:
+    """Dev only: messages land in the database and are read back at GET /dev/outbox."""
+
+    def __init__(self, store: UsersStore) -> None:
+        self._store = store
+
+    async def send(self, to: str, subject: str, body: str) -> None:
+        await self._store.add_mail(
+            {
+                "to": to,
+                "to_key": to.casefold(),
+                "subject": subject,
+                "body": body,
+                "sent_at": datetime.now(UTC),
+            }
+        )
+
+    async def messages_to(self, to: str) -> list[Document]:
+        return await self._store.mail_to(to.casefold())
+
+
+class MailConfigurationError(RuntimeError):
+    pass
+
+
+def mail_sender(settings: Settings, dev_outbox: DevOutboxSender | None) -> MailSender:
+    if settings.smtp_host:
+        return SmtpSender(settings)
+    if dev_outbox is not None:
+        return dev_outbox
+    raise MailConfigurationError("WINKIT_SMTP_HOST must be set in prod to send one-time codes")

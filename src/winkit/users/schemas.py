@@ -1,0 +1,76 @@
+"""The user service's API contract."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from winkit.platform.auth import Role
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{7,20}$")]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+# Login only looks the address up, so any address-shaped text will do (staff@winkit.local
+# uses a special-use domain that strict validation refuses).
+LoginEmail = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)]
+OtpCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{6}$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OtpRequest(Strict):
+    email: EmailStr
+
+
+class OtpSent(BaseModel):
+    expires_in: int
+
+
+class RegisterRequest(Strict):
+    name: Name
+    email: EmailStr
+    password: Password
+    otp: OtpCode
+    phone: Phone | None = None
+
+
+class LoginRequest(BaseModel):
+    email: LoginEmail
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    user_id: str
+    role: Role
+
+
+class UserOut(BaseModel):
+    id: str
+    name: str
+    email: str
+    role: Role
+    created_at: datetime
+
+
+class Profile(UserOut):
+    phone: str | None = None
+    updated_at: datetime
+
+
+class ProfileUpdate(Strict):
+    name: Name | None = None
+    phone: Phone | None = None
+
+
+class OutboxMessage(BaseModel):
+    to: str
+    subject: str
+    body: str
+    sent_at: datetime

@@ -1,0 +1,87 @@
+"""Runs Winkit services for tests: real uvicorn servers on real sockets, in threads."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+
+
+def bound_socket() -> socket.socket:
+    """A listening-ready socket on a free loopback port (no race between pick and bind)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def free_port() -> int:
+    with bound_socket() as sock:
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    def __init__(self, app: FastAPI, sock: socket.socket) -> None:
+        self.app = app
+        self.sock = sock
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"server for {self.app.title} did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@dataclass
+class Customer:
+    user_id: str
+    email: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def unique_email(tag: str = "shopper") -> str:
+    return f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def latest_code(users: httpx.Client, email: str) -> str:
+    messages = users.get("/dev/outbox", params={"to": email}).json()
+    body = messages[0]["body"]
+    return next(word.rstrip(".") for word in body.split() if word.rstrip(".").isdigit())
+
+
+def register(users: httpx.Client, email: str | None = None, **extra: Any) -> Customer:
+    email = email or unique_email()
+    password = "correct horse battery"
+    assert users.post("/otp/send", json={"email": email}).status_code == 202
+    body = {"name": "Asha Shopper", "email": email, "password": password, "otp": latest_code(users, email)}
+    created = users.post("/register", json={**body, **extra})
+    assert created.status_code == 201, created.text
+    return Customer(created.json()["id"], email, password, login(users, email, password))
+
+
+def login(users: httpx.Client, email: str, password: str) -> str:
+    response = users.post("/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]

@@ -1,0 +1,173 @@
+"""User service over HTTP against the embedded database."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import latest_code, register, unique_email
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body = response.json()
+    assert body["status"] == status and body["title"] and body["type"]
+    return body
+
+
+def test_signup_login_profile_flow(users):
+    email = unique_email()
+    sent = users.post("/otp/send", json={"email": email})
+    assert sent.status_code == 202 and sent.json() == {"expires_in": 300}
+    [message] = users.get("/dev/outbox", params={"to": email}).json()
+    assert message["to"] == email and set(message) == {"to", "subject", "body", "sent_at"}
+    code = latest_code(users, email)
+    assert len(code) == 6
+
+    created = users.post(
+        "/register",
+        json={"name": "Ravi", "email": email, "password": "s3cret-pass", "otp": code, "phone": "+91 98765 43210"},
+    )
+    assert created.status_code == 201, created.text
+    user = created.json()
+    assert set(user) == {"id", "name", "email", "role", "created_at"}
+    assert user["role"] == "customer"
+
+    token = users.post("/login", json={"email": email.upper(), "password": "s3cret-pass"}).json()
+    assert token["token_type"] == "bearer" and token["user_id"] == user["id"] and token["expires_in"] > 0
+
+    profile = users.get("/profile", headers={"Authorization": f"Bearer {token['access_token']}"})
+    assert profile.status_code == 200
+    assert profile.json()["email"] == email and profile.json()["phone"] == "+91 98765 43210"
+    assert not any("password" in key or "hash" in key for key in profile.json())
+
+
+def test_oauth2_password_form_login(users, stack):
+    customer = stack.customer()
+    response = users.post("/login", data={"username": customer.email, "password": customer.password})
+    assert response.status_code == 200 and response.json()["user_id"] == customer.user_id
+
+
+def test_wrong_code_expired_and_reused_codes_are_refused(users):
+    email = unique_email()
+    users.post("/otp/send", json={"email": email})
+    code = latest_code(users, email)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    body = {"name": "A", "email": email, "password": "long-enough", "otp": wrong}
+    assert_problem(users.post("/register", json=body), 400)
+    assert users.post("/register", json={**body, "otp": code}).status_code == 201
+    # The code is single-use, and the address is now taken.
+    assert_problem(users.post("/register", json={**body, "otp": code}), 409)
+
+
+def test_code_dies_after_five_wrong_tries(users):
+    email = unique_email()
+    users.post("/otp/send", json={"email": email})
+    code = latest_code(users, email)
+    wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+    body = {"name": "A", "email": email, "password": "long-enough"}
+    for _ in range(5):
+        assert_problem(users.post("/register", json={**body, "otp": wrong}), 400)
+    assert_problem(users.post("/register", json={**body, "otp": code}), 400)
+
+
+def test_resend_cooldown_gives_429_with_retry_after(users):
+    email = unique_email()
+    assert users.post("/otp/send", json={"email": email}).status_code == 202
+    again = users.post("/otp/send", json={"email": email.upper()})
+    assert_problem(again, 429)
+    assert 1 <= int(again.headers["Retry-After"]) <= 30
+
+
+def test_codes_are_random(users):
+    codes = set()
+    for _ in range(3):
+        email = unique_email()
+        users.post("/otp/send", json={"email": email})
+        codes.add(latest_code(users, email))
+    assert len(codes) == 3 and "123456" not in codes
+
+
+def test_email_is_unique_case_insensitively(users, stack):
+    customer = stack.customer()
+    users.post("/otp/send", json={"email": customer.email.upper()})
+    code = latest_code(users, customer.email)
+    body = {"name": "B", "email": customer.email.upper(), "password": "long-enough", "otp": code}
+    assert_problem(users.post("/register", json=body), 409)
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"email": "not-an-email"},
+        {"password": "short"},
+        {"otp": "12ab56"},
+        {"name": ""},
+        {"role": "admin"},
+        {"phone": "call me"},
+    ],
+)
+def test_register_bad_input_is_422(users, override):
+    body = {"name": "A", "email": unique_email(), "password": "long-enough", "otp": "123456", **override}
+    problem = assert_problem(users.post("/register", json=body), 422)
+    assert problem["errors"]
+
+
+@pytest.mark.parametrize("missing", ["name", "email", "password", "otp"])
+def test_register_missing_field_is_422(users, missing):
+    body = {"name": "A", "email": unique_email(), "password": "long-enough", "otp": "123456"}
+    del body[missing]
+    assert_problem(users.post("/register", json=body), 422)
+
+
+def test_malformed_json_is_422(users):
+    response = users.post("/register", content=b'{"name": ', headers={"content-type": "application/json"})
+    assert_problem(response, 422)
+    assert_problem(users.post("/login", content=b"[1,2", headers={"content-type": "application/json"}), 422)
+
+
+def test_unknown_email_and_wrong_password_get_the_same_401(users, stack):
+    customer = stack.customer()
+    wrong_password = users.post("/login", json={"email": customer.email, "password": "nope-nope"})
+    unknown = users.post("/login", json={"email": unique_email(), "password": "nope-nope"})
+    assert_problem(wrong_password, 401)
+    assert_problem(unknown, 401)
+    assert wrong_password.json()["detail"] == unknown.json()["detail"]
+
+
+def test_profile_needs_a_token_and_guards_other_users(users, stack):
+    assert_problem(users.get("/profile"), 401)
+    alice, bob = stack.customer(), stack.customer()
+    assert_problem(users.get("/profile", params={"user_id": bob.user_id}, headers=alice.headers), 403)
+    assert users.get("/profile", params={"user_id": alice.user_id}, headers=alice.headers).status_code == 200
+    staff = stack.staff_headers()
+    seen = users.get("/profile", params={"user_id": bob.user_id}, headers=staff)
+    assert seen.status_code == 200 and seen.json()["email"] == bob.email
+    assert_problem(users.get("/profile", params={"user_id": "not-an-id"}, headers=staff), 404)
+
+
+def test_profile_update_changes_name_and_phone_only(users, stack):
+    customer = stack.customer()
+    updated = users.patch("/profile", json={"name": "New Name", "phone": "9876543210"}, headers=customer.headers)
+    assert updated.status_code == 200
+    assert updated.json()["name"] == "New Name" and updated.json()["phone"] == "9876543210"
+    for field in ({"role": "admin"}, {"email": "x@example.com"}, {"id": "abc"}):
+        assert_problem(users.patch("/profile", json=field, headers=customer.headers), 422)
+    assert users.get("/profile", headers=customer.headers).json()["role"] == "customer"
+
+
+def test_dev_staff_account_exists(stack):
+    assert stack.staff_headers()["Authorization"].startswith("Bearer ")
+
+
+def test_jwks_publishes_the_public_key_only(users):
+    keys = users.get("/.well-known/jwks.json").json()["keys"]
+    assert keys and all(k["kty"] == "OKP" and k["alg"] == "EdDSA" and "kid" in k and "d" not in k for k in keys)
+
+
+def test_register_then_login_twice_keeps_one_account(users):
+    customer = register(users)
+    users.post("/otp/send", json={"email": unique_email()})
+    assert users.post("/login", json={"email": customer.email, "password": customer.password}).status_code == 200
