@@ -42,7 +42,15 @@ class Settings(BaseSettings):
     catalog_url: str = "http://127.0.0.1:8002"
     orders_url: str = "http://127.0.0.1:8003"
     delivery_url: str = "http://127.0.0.1:8004"
+
+    # API gateway: the one public front door.
     gateway_port: int = 8000
+    gateway_max_body_bytes: int = 1_048_576
+    gateway_upstream_timeout: float = 15.0
+    # "memory://" on one node; "redis://host:6379/0" shares limits across gateway replicas.
+    gateway_rate_limit_storage: str = "memory://"
+    gateway_auth_rate_limit: str = "10/minute"
+    gateway_default_rate_limit: str = "600/minute"
 
     # Tokens: EdDSA access tokens signed by the user service, verified everywhere from its JWKS.
     jwt_issuer: str = "winkit-users"
