@@ -10,11 +10,11 @@ import httpx
 import pytest
 
 from harness import Customer, LiveServer, bound_socket, free_port, login, register
-from winkit.launcher import Supervisor, mongodb_child
+from winkit.launcher import Child, Supervisor, mongodb_child, nats_child
 from winkit.platform.settings import Settings
 from winkit.users.accounts import DEV_STAFF_EMAIL, DEV_STAFF_PASSWORD
 
-SERVICE_NAMES = ("users", "catalog")
+SERVICE_NAMES = ("users", "catalog", "orders", "delivery")
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +29,33 @@ def mongodb_uri(workdir: Path) -> Iterator[str]:
     supervisor.start(mongodb_child(port, workdir / "mongodb"), timeout=60)
     yield f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
     supervisor.stop_all()
+
+
+class Nats:
+    """A real nats-server that a test may stop and start again (same port, same store)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port, self.monitor_port = free_port(), free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self._store = workdir / "nats"
+        self._supervisor = Supervisor(workdir / "logs")
+
+    def child(self) -> Child:
+        return nats_child(self.port, self.monitor_port, self._store)
+
+    def start(self) -> None:
+        self._supervisor.start(self.child(), timeout=30)
+
+    def stop(self) -> None:
+        self._supervisor.stop_all()
+
+
+@pytest.fixture(scope="session")
+def nats_server(workdir: Path) -> Iterator[Nats]:
+    server = Nats(workdir)
+    server.start()
+    yield server
+    server.stop()
 
 
 @dataclass
@@ -60,14 +87,16 @@ def stack_settings(workdir: Path, mongodb_uri: str, urls: dict[str, str], **over
 
 
 @pytest.fixture(scope="session")
-def stack(workdir: Path, mongodb_uri: str) -> Iterator[Stack]:
+def stack(workdir: Path, mongodb_uri: str, nats_server: Nats) -> Iterator[Stack]:
     from winkit.catalog.app import create_app as catalog_app
+    from winkit.delivery.app import create_app as delivery_app
+    from winkit.orders.app import create_app as orders_app
     from winkit.users.app import create_app as users_app
 
-    factories = {"users": users_app, "catalog": catalog_app}
+    factories = {"users": users_app, "catalog": catalog_app, "orders": orders_app, "delivery": delivery_app}
     sockets = {name: bound_socket() for name in SERVICE_NAMES}
     urls = {name: f"http://127.0.0.1:{s.getsockname()[1]}" for name, s in sockets.items()}
-    settings = stack_settings(workdir, mongodb_uri, urls)
+    settings = stack_settings(workdir, mongodb_uri, urls, nats_url=nats_server.url)
     result = Stack(settings)
     for name in SERVICE_NAMES:
         server = LiveServer(factories[name](settings), sockets[name])
@@ -87,4 +116,16 @@ def users(stack: Stack) -> Iterator[httpx.Client]:
 @pytest.fixture
 def catalog(stack: Stack) -> Iterator[httpx.Client]:
     with stack.client("catalog") as client:
+        yield client
+
+
+@pytest.fixture
+def orders(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.client("orders") as client:
+        yield client
+
+
+@pytest.fixture
+def delivery(stack: Stack) -> Iterator[httpx.Client]:
+    with stack.client("delivery") as client:
         yield client

@@ -85,3 +85,22 @@ def login(users: httpx.Client, email: str, password: str) -> str:
     response = users.post("/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
+
+
+def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
+    """Poll ``check`` until it returns something truthy (events are asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last: {result!r})")
+        time.sleep(interval)
+
+
+def new_product(catalog: httpx.Client, staff: dict[str, str], *, stock: int, price: float = 50.0) -> dict:
+    body = {"name": f"Test item {uuid.uuid4().hex[:8]}", "category": "Test Shelf", "price": price, "unit": "1 pc", "stock": stock}
+    response = catalog.post("/products", json=body, headers=staff)
+    assert response.status_code == 201, response.text
+    return response.json()

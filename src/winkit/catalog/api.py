@@ -8,8 +8,17 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from winkit.catalog import images
 from winkit.catalog.products import Catalog
-from winkit.catalog.schemas import Category, Product, ProductCreate, ProductQuery, ProductUpdate
-from winkit.platform.auth import StaffPrincipal
+from winkit.catalog.schemas import (
+    Category,
+    Product,
+    ProductCreate,
+    ProductQuery,
+    ProductUpdate,
+    Reservation,
+    ReservationRequest,
+)
+from winkit.catalog.stock import Stock
+from winkit.platform.auth import CallingService, StaffPrincipal
 from winkit.platform.urls import public_url
 
 router = APIRouter()
@@ -22,7 +31,12 @@ def _catalog(request: Request) -> Catalog:
     return request.app.state.catalog
 
 
+def _stock(request: Request) -> Stock:
+    return request.app.state.stock
+
+
 CatalogDep = Annotated[Catalog, Depends(_catalog)]
+StockDep = Annotated[Stock, Depends(_stock)]
 
 
 def _with_image(request: Request, product: dict[str, Any]) -> dict[str, Any]:
@@ -101,3 +115,20 @@ async def list_categories(request: Request, catalog: CatalogDep) -> list[dict[st
 async def category_image(name: str, catalog: CatalogDep) -> Response:
     await catalog.require_category(name)
     return Response(images.category_tile_svg(name), media_type=SVG, headers={"Cache-Control": IMAGE_CACHE})
+
+
+# Server to server only (a service token is required); the gateway does not expose it.
+internal_router = APIRouter(prefix="/internal", tags=["internal"])
+
+
+@internal_router.post("/reservations", status_code=201, response_model=Reservation)
+async def reserve_stock(body: ReservationRequest, _: CallingService, stock: StockDep) -> dict[str, Any]:
+    """Take every line's stock for one order, all or nothing; 409 names the short lines."""
+    lines = [line.model_dump() for line in body.items]
+    return await stock.reserve(body.order_id, lines)
+
+
+@internal_router.post("/reservations/{order_id}/release", response_model=Reservation)
+async def release_stock(order_id: str, _: CallingService, stock: StockDep) -> dict[str, Any]:
+    """Give an order's stock back (safe to repeat)."""
+    return await stock.release(order_id)

@@ -7,10 +7,14 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+from pymongo.asynchronous.client_session import AsyncClientSession
+
 from winkit.catalog import demo_data
+from winkit.catalog.stock import stock_changed
 from winkit.catalog.store import CatalogStore, SkuTaken
 from winkit.platform.database import Document
 from winkit.platform.errors import Conflict, NotFound
+from winkit.platform.events import Outbox, transact
 from winkit.platform.money import CURRENCY, to_paise, to_rupees
 
 
@@ -50,8 +54,9 @@ def search_filter(category: str | None, q: str | None) -> Document:
 
 
 class Catalog:
-    def __init__(self, store: CatalogStore) -> None:
+    def __init__(self, store: CatalogStore, outbox: Outbox) -> None:
         self._store = store
+        self._outbox = outbox
 
     async def search(
         self, *, category: str | None, q: str | None, limit: int | None, offset: int
@@ -94,10 +99,18 @@ class Catalog:
         if "name" in changes:
             changes["name_key"] = name_key(changes["name"])
         changes["updated_at"] = datetime.now(UTC)
-        doc = await self._store.update(product_id, changes)
-        if doc is None:
-            raise NotFound(f"No product with id {product_id!r}.")
-        return product_view(doc)
+
+        async def change(session: AsyncClientSession) -> Document:
+            before = await self._store.get(product_id)
+            doc = await self._store.update(product_id, changes, session=session)
+            if before is None or doc is None:
+                raise NotFound(f"No product with id {product_id!r}.")
+            if "stock" in changes and doc["stock"] != before["stock"]:
+                delta = doc["stock"] - before["stock"]
+                await self._outbox.add(session, stock_changed(product_id, doc["stock"], delta, "adjusted", None))
+            return doc
+
+        return product_view(await transact(self._store.db, self._outbox, change))
 
     async def delete(self, product_id: str) -> None:
         # Soft delete: past orders still name the product, but it leaves the catalog.

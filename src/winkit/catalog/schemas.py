@@ -66,3 +66,21 @@ class Category(BaseModel):
     name: str
     count: int
     image_url: str
+
+
+class ReservationLine(BaseModel):
+    product_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    quantity: Annotated[int, Field(ge=1, le=1000, strict=True)]
+
+
+class ReservationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    order_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    items: Annotated[list[ReservationLine], Field(min_length=1, max_length=100)]
+
+
+class Reservation(BaseModel):
+    order_id: str
+    status: str
+    items: list[ReservationLine]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -21,6 +22,7 @@ class CatalogStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
         self.products = db["products"]
+        self.reservations = db["reservations"]
 
     async def ensure_indexes(self) -> None:
         await self.products.create_indexes(
@@ -60,16 +62,70 @@ class CatalogStore:
             raise SkuTaken(product["sku"]) from exc
         return {**product, "_id": result.inserted_id}
 
-    async def update(self, product_id: str, changes: dict[str, Any]) -> Document | None:
+    async def update(
+        self, product_id: str, changes: dict[str, Any], session: AsyncClientSession | None = None
+    ) -> Document | None:
         oid = object_id(product_id)
         if oid is None:
             return None
         # update_one + read by _id: SecantusDB scans the collection for find_one_and_update
         # with a filter beyond _id.
-        result = await self.products.update_one({"_id": oid, **ACTIVE}, {"$set": changes})
+        result = await self.products.update_one({"_id": oid, **ACTIVE}, {"$set": changes}, session=session)
         if result.matched_count == 0:
             return None
-        return await self.products.find_one({"_id": oid})
+        return await self.products.find_one({"_id": oid}, session=session)
+
+    async def products_by_ids(self, product_ids: list[str]) -> list[Document]:
+        oids = [oid for oid in map(object_id, product_ids) if oid is not None]
+        return await self.products.find({"_id": {"$in": oids}}).to_list()
+
+    # stock
+    async def take_stock(self, session: AsyncClientSession, product_id: str, quantity: int) -> int | None:
+        """Decrement stock if enough is there; the new stock, or None when short or unknown."""
+        oid = object_id(product_id)
+        if oid is None:
+            return None
+        result = await self.products.update_one(
+            {"_id": oid, "stock": {"$gte": quantity}, **ACTIVE},
+            {"$inc": {"stock": -quantity}},
+            session=session,
+        )
+        if result.modified_count == 0:
+            return None
+        doc = await self.products.find_one({"_id": oid}, {"stock": 1}, session=session)
+        return None if doc is None else int(doc["stock"])
+
+    async def give_back_stock(self, session: AsyncClientSession, product_id: str, quantity: int) -> int | None:
+        oid = object_id(product_id)
+        if oid is None:
+            return None
+        await self.products.update_one({"_id": oid}, {"$inc": {"stock": quantity}}, session=session)
+        doc = await self.products.find_one({"_id": oid}, {"stock": 1}, session=session)
+        return None if doc is None else int(doc["stock"])
+
+    # reservations, keyed by order id
+    async def reservation(self, order_id: str) -> Document | None:
+        return await self.reservations.find_one({"_id": order_id})
+
+    async def insert_reservation(self, session: AsyncClientSession, reservation: Document) -> None:
+        await self.reservations.insert_one(reservation, session=session)
+
+    async def move_reservation(
+        self, session: AsyncClientSession, order_id: str, from_states: list[str], changes: Document
+    ) -> Document | None:
+        """Set ``changes`` if the reservation is in one of ``from_states``; the old document."""
+        reservation = await self.reservations.find_one({"_id": order_id}, session=session)
+        if reservation is None or reservation["status"] not in from_states:
+            return None
+        result = await self.reservations.update_one(
+            {"_id": order_id, "status": reservation["status"]}, {"$set": changes}, session=session
+        )
+        return reservation if result.modified_count == 1 else None
+
+    async def insert_released_marker(self, session: AsyncClientSession, marker: Document) -> None:
+        await self.reservations.update_one(
+            {"_id": marker["_id"]}, {"$setOnInsert": marker}, upsert=True, session=session
+        )
 
     async def category_counts(self) -> list[Document]:
         pipeline = [

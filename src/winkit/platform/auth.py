@@ -198,6 +198,12 @@ async def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+def ensure_self(principal: Principal, user_id: str | None) -> None:
+    """The original API let clients name a user_id; it may stay, but only as the caller's own."""
+    if user_id is not None and user_id != principal.user_id:
+        raise Forbidden("user_id does not match the signed-in user.")
+
+
 async def staff_principal(principal: CurrentPrincipal) -> Principal:
     if not principal.is_staff:
         raise Forbidden("Only staff and admins may do this.")

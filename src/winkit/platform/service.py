@@ -64,7 +64,6 @@ def create_service_app(
     startup: Startup,
     title: str,
     description: str,
-    extra_health: Callable[[FastAPI], dict[str, str]] | None = None,
 ) -> FastAPI:
     configure_logging(settings.log_level)
 
@@ -101,8 +100,10 @@ def create_service_app(
     @app.get("/health", tags=["service"], summary="Healthy while the database answers")
     async def health(request: Request) -> Any:
         checks = {"mongodb": "ok" if await is_reachable(request.app.state.db) else "down"}
-        if extra_health is not None:
-            checks.update(extra_health(request.app))
+        bus = getattr(request.app.state, "bus", None)
+        if bus is not None:
+            # Reported, not fatal: the service keeps serving and catches up when NATS returns.
+            checks["nats"] = "ok" if bus.connected else "down"
         if checks["mongodb"] != "ok":
             problem = ServiceUnavailable(f"The {name} database does not answer.")
             return problem_response(

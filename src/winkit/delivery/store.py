@@ -1,0 +1,35 @@
+"""MongoDB access for the delivery service (database ``winkit_delivery``)."""
+
+from __future__ import annotations
+
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from winkit.platform.database import Document
+
+
+class DeliveryStore:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
+        self.statuses = db["delivery_statuses"]
+
+    async def get(self, order_id: str, session: AsyncClientSession | None = None) -> Document | None:
+        return await self.statuses.find_one({"_id": order_id}, session=session)
+
+    async def insert(self, session: AsyncClientSession, record: Document) -> None:
+        await self.statuses.insert_one(record, session=session)
+
+    async def advance(
+        self, session: AsyncClientSession, record: Document, status: str, entry: Document
+    ) -> bool:
+        """Move to ``status`` only if nobody else changed the record since it was read."""
+        result = await self.statuses.update_one(
+            {"_id": record["_id"], "version": record["version"]},
+            {
+                "$set": {"status": status, "updated_at": entry["at"]},
+                "$inc": {"version": 1},
+                "$push": {"history": entry},
+            },
+            session=session,
+        )
+        return result.modified_count == 1

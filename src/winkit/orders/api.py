@@ -1,0 +1,93 @@
+"""Cart & order routes: thin, they check the caller and hand over to the domain."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+
+from winkit.orders.cart import CartService
+from winkit.orders.checkout import Checkout
+from winkit.orders.schemas import Cart, CartAdd, CartRemove, Order, OrderCreate, UserId
+from winkit.platform.auth import CurrentPrincipal, ensure_self
+
+router = APIRouter()
+
+
+def _cart(request: Request) -> CartService:
+    return request.app.state.cart
+
+
+def _checkout(request: Request) -> Checkout:
+    return request.app.state.checkout
+
+
+CartDep = Annotated[CartService, Depends(_cart)]
+CheckoutDep = Annotated[Checkout, Depends(_checkout)]
+UserIdQuery = Annotated[UserId, Query()]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="Repeat a checkout safely: the same key returns the same order.",
+    ),
+]
+
+
+@router.get("/cart", response_model=Cart, tags=["cart"])
+async def get_cart(principal: CurrentPrincipal, cart: CartDep, user_id: UserIdQuery = None) -> dict[str, Any]:
+    ensure_self(principal, user_id)
+    return await cart.view(principal.user_id)
+
+
+@router.post("/cart/add", response_model=Cart, tags=["cart"])
+async def add_to_cart(body: CartAdd, principal: CurrentPrincipal, cart: CartDep) -> dict[str, Any]:
+    """Add a product (1 to 20 per line); name and price come from the catalog."""
+    ensure_self(principal, body.user_id)
+    return await cart.add(principal.user_id, body.product_id, body.quantity)
+
+
+@router.post("/cart/remove", response_model=Cart, tags=["cart"])
+async def remove_from_cart(body: CartRemove, principal: CurrentPrincipal, cart: CartDep) -> dict[str, Any]:
+    """Take some of a line away, or the whole line when no quantity is given."""
+    ensure_self(principal, body.user_id)
+    return await cart.remove(principal.user_id, body.product_id, body.quantity)
+
+
+@router.post("/order/create", status_code=201, response_model=Order, tags=["orders"])
+async def create_order(
+    response: Response,
+    principal: CurrentPrincipal,
+    checkout: CheckoutDep,
+    idempotency_key: IdempotencyKey = None,
+    body: Annotated[OrderCreate | None, Body()] = None,
+) -> dict[str, Any]:
+    """Place the cart as an order; totals are the server's. 409 when stock is short."""
+    body = body or OrderCreate()
+    ensure_self(principal, body.user_id)
+    address = body.address.model_dump() if body.address else None
+    order, replayed = await checkout.place(principal.user_id, idempotency_key, address, body.note)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return order
+
+
+@router.get("/orders", response_model=list[Order], tags=["orders"])
+async def list_orders(
+    principal: CurrentPrincipal, checkout: CheckoutDep, user_id: UserIdQuery = None
+) -> list[dict[str, Any]]:
+    """The caller's orders, newest first, each with its current delivery status."""
+    ensure_self(principal, user_id)
+    return await checkout.history(principal.user_id)
+
+
+@router.get("/orders/{order_id}", response_model=Order, tags=["orders"])
+async def get_order(order_id: str, principal: CurrentPrincipal, checkout: CheckoutDep) -> dict[str, Any]:
+    return await checkout.get(principal, order_id)
+
+
+@router.post("/orders/{order_id}/cancel", response_model=Order, tags=["orders"])
+async def cancel_order(order_id: str, principal: CurrentPrincipal, checkout: CheckoutDep) -> dict[str, Any]:
+    """The owner cancels while the order is PLACED or CONFIRMED; the stock goes back."""
+    return await checkout.cancel(principal, order_id)

@@ -1,0 +1,62 @@
+"""Builds the cart & order service app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from contextlib import AsyncExitStack
+
+from fastapi import FastAPI
+
+from winkit.orders import api
+from winkit.orders.cart import CartService
+from winkit.orders.catalog_client import CatalogClient
+from winkit.orders.checkout import Checkout
+from winkit.orders.pricing import FeeRule
+from winkit.orders.store import OrdersStore
+from winkit.platform.auth import ServiceTokens
+from winkit.platform.events import Event, Outbox, apply_once, start_event_bus
+from winkit.platform.http import ServiceClient
+from winkit.platform.keys import service_secret
+from winkit.platform.service import create_service_app
+from winkit.platform.settings import Settings
+
+
+async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
+    settings: Settings = app.state.settings
+    store = OrdersStore(app.state.db)
+    await store.ensure_indexes()
+    outbox = Outbox(app.state.db)
+    tokens = ServiceTokens(service_secret(settings), "orders")
+    app.state.service_tokens = tokens
+    client = ServiceClient("catalog", settings.catalog_url, tokens)
+    stack.push_async_callback(client.aclose)
+    catalog = CatalogClient(client)
+    rule = FeeRule(settings.delivery_fee_paise, settings.free_delivery_threshold_paise)
+    checkout = Checkout(store, outbox, catalog, rule)
+    app.state.cart = CartService(store, catalog, rule)
+    app.state.checkout = checkout
+
+    async def on_delivery_status(event: Event) -> None:
+        await apply_once(store.db, outbox, "orders", event, lambda s: checkout.follow_delivery(s, event.data))
+
+    await start_event_bus(app, stack, "orders", outbox, {"delivery.status_changed": on_delivery_status})
+    recovery = asyncio.create_task(checkout.recover_forever(settings.reservation_timeout))
+
+    async def stop_recovery() -> None:
+        recovery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await recovery
+
+    stack.push_async_callback(stop_recovery)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(
+        name="orders",
+        settings=settings or Settings(),
+        router=api.router,
+        startup=_startup,
+        title="Winkit cart & order",
+        description="Carts, checkout that never oversells, order history and cancellation.",
+    )

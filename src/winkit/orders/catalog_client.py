@@ -1,0 +1,36 @@
+"""What the cart & order service asks of the catalog, over HTTP with a service token."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from winkit.platform.errors import Conflict, NotFound, ServiceUnavailable
+from winkit.platform.http import ServiceClient
+
+
+class CatalogClient:
+    def __init__(self, client: ServiceClient) -> None:
+        self._client = client
+
+    async def product(self, product_id: str) -> dict[str, Any]:
+        response = await self._client.request("GET", f"/products/{product_id}")
+        if response.status_code == 404:
+            raise NotFound(f"No product with id {product_id!r}.")
+        if response.status_code != 200:
+            raise ServiceUnavailable("The catalog could not answer; try again shortly.")
+        return response.json()
+
+    async def reserve(self, order_id: str, items: list[dict[str, Any]]) -> None:
+        """Take stock for every line or none; Conflict names the short lines."""
+        body = {"order_id": order_id, "items": items}
+        response = await self._client.request("POST", "/internal/reservations", json=body)
+        if response.status_code == 409:
+            problem = response.json()
+            raise Conflict(problem.get("detail", "Not enough stock."), short_items=problem.get("short_items", []))
+        if response.status_code != 201:
+            raise ServiceUnavailable("The catalog could not reserve stock; try again shortly.")
+
+    async def release(self, order_id: str) -> None:
+        response = await self._client.request("POST", f"/internal/reservations/{order_id}/release")
+        if response.status_code != 200:
+            raise ServiceUnavailable("The catalog could not release stock.")

@@ -1,0 +1,215 @@
+"""Checkout, cancellation and order history.
+
+Placing an order: record it as PENDING, ask the catalog to reserve every line's stock
+(all or nothing), then in one transaction mark it PLACED, empty those cart lines and
+queue ``order.created``. A PENDING order left behind by a crash or an unreachable catalog
+is released and removed by ``recover_stale`` once older than the reservation timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from bson import ObjectId
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import PyMongoError
+
+from winkit.orders.cart import line_view
+from winkit.orders.catalog_client import CatalogClient
+from winkit.orders.pricing import FeeRule, totals
+from winkit.orders.store import DuplicateOrder, OrdersStore
+from winkit.platform.auth import Principal
+from winkit.platform.database import Document
+from winkit.platform.errors import Conflict, NotFound, ServiceUnavailable
+from winkit.platform.events import Outbox, new_event, transact
+from winkit.platform.money import CURRENCY, to_rupees
+
+log = structlog.get_logger("winkit.checkout")
+
+PENDING = "PENDING"  # internal: stock being reserved; never shown to shoppers
+PLACED, CONFIRMED, CANCELLED = "PLACED", "CONFIRMED", "CANCELLED"
+VISIBLE = ["PLACED", "CONFIRMED", "PACKED", "OUT_FOR_DELIVERY", "DELIVERED", "CANCELLED"]
+CUSTOMER_CANCELLABLE = [PLACED, CONFIRMED]
+
+
+def order_view(order: Document) -> dict[str, Any]:
+    # An order keeps the totals computed when it was placed, whatever the fee rule is now.
+    return {
+        "order_id": str(order["_id"]),
+        "user_id": order["user_id"],
+        "status": order["status"],
+        "items": [line_view(item) for item in order["items"]],
+        "subtotal": to_rupees(order["subtotal_paise"]),
+        "delivery_fee": to_rupees(order["delivery_fee_paise"]),
+        "total": to_rupees(order["total_paise"]),
+        "currency": CURRENCY,
+        "address": order.get("address"),
+        "note": order.get("note"),
+        "created_at": order["created_at"],
+        "updated_at": order["updated_at"],
+    }
+
+
+def order_cancelled(order: Document, by: str) -> Document:
+    data = {"order_id": str(order["_id"]), "user_id": order["user_id"], "by": by}
+    return new_event("order.cancelled", "orders", data)
+
+
+class Checkout:
+    def __init__(self, store: OrdersStore, outbox: Outbox, catalog: CatalogClient, rule: FeeRule) -> None:
+        self._store = store
+        self._outbox = outbox
+        self._catalog = catalog
+        self._rule = rule
+
+    async def place(
+        self, user_id: str, idempotency_key: str | None, address: dict[str, Any] | None, note: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        """The placed order, and whether it was placed before (a replayed Idempotency-Key)."""
+        order_id = ObjectId()
+        key = f"key:{user_id}:{idempotency_key}" if idempotency_key else f"order:{order_id}"
+        if idempotency_key and (existing := await self._store.order_by_key(key)):
+            return self._replay(existing), True
+        lines = await self._store.cart_lines(user_id)
+        if not lines:
+            raise Conflict("The cart is empty.")
+        sums = totals(lines, self._rule)
+        now = datetime.now(UTC)
+        order = {
+            "_id": order_id,
+            "user_id": user_id,
+            "status": PENDING,
+            "items": [
+                {k: line[k] for k in ("product_id", "name", "price_paise", "quantity")} for line in lines
+            ],
+            "subtotal_paise": sums.subtotal_paise,
+            "delivery_fee_paise": sums.delivery_fee_paise,
+            "total_paise": sums.total_paise,
+            "address": address,
+            "note": note,
+            "idempotency_key": key,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            await self._store.insert_order(order)
+        except DuplicateOrder:
+            existing = await self._store.order_by_key(key)
+            if existing is None:
+                raise Conflict("This checkout was just abandoned; try again.") from None
+            return self._replay(existing), True
+        await self._reserve(order)
+        if not await transact(self._store.db, self._outbox, lambda s: self._mark_placed(s, order, lines)):
+            raise ServiceUnavailable("Placing the order took too long and was undone; try again.")
+        order.update(status=PLACED)
+        return order_view(order), False
+
+    def _replay(self, order: Document) -> dict[str, Any]:
+        if order["status"] == PENDING:
+            raise Conflict("An order with this Idempotency-Key is being placed; retry shortly.")
+        return order_view(order)
+
+    async def _reserve(self, order: Document) -> None:
+        items = [{"product_id": i["product_id"], "quantity": i["quantity"]} for i in order["items"]]
+        order_id = str(order["_id"])
+        try:
+            await self._catalog.reserve(order_id, items)
+        except Conflict:
+            await self._store.delete_pending(order["_id"], PENDING)
+            raise
+        except ServiceUnavailable:
+            # The catalog may have reserved before failing to answer: undo, or leave it
+            # PENDING for recover_stale when the catalog cannot be reached now either.
+            with contextlib.suppress(ServiceUnavailable):
+                await self._catalog.release(order_id)
+                await self._store.delete_pending(order["_id"], PENDING)
+            raise
+
+    async def _mark_placed(self, session: AsyncClientSession, order: Document, lines: list[Document]) -> bool:
+        placed = await self._store.move_order(order["_id"], [PENDING], {"status": PLACED}, session=session)
+        if not placed:
+            return False  # recover_stale gave up on it meanwhile
+        await self._store.remove_ordered_lines(session, lines)
+        data = {
+            "order_id": str(order["_id"]),
+            "user_id": order["user_id"],
+            "items": order["items"],
+            "total_paise": order["total_paise"],
+            "created_at": order["created_at"].isoformat(),
+        }
+        await self._outbox.add(session, new_event("order.created", "orders", data))
+        return True
+
+    async def history(self, user_id: str) -> list[dict[str, Any]]:
+        return [order_view(o) for o in await self._store.orders_of(user_id, VISIBLE)]
+
+    async def _own_order(self, principal: Principal, order_id: str) -> Document:
+        order = await self._store.order(order_id)
+        # Someone else's order is reported as missing: its existence is not theirs to know.
+        if order is None or order["status"] == PENDING or (
+            order["user_id"] != principal.user_id and not principal.is_staff
+        ):
+            raise NotFound(f"No order with id {order_id!r}.")
+        return order
+
+    async def get(self, principal: Principal, order_id: str) -> dict[str, Any]:
+        return order_view(await self._own_order(principal, order_id))
+
+    async def cancel(self, principal: Principal, order_id: str) -> dict[str, Any]:
+        order = await self._own_order(principal, order_id)
+        if order["user_id"] != principal.user_id:
+            raise NotFound(f"No order with id {order_id!r}.")
+        now = datetime.now(UTC)
+
+        async def change(session: AsyncClientSession) -> bool:
+            moved = await self._store.move_order(
+                order["_id"], CUSTOMER_CANCELLABLE, {"status": CANCELLED, "updated_at": now}, session=session
+            )
+            if moved:
+                await self._outbox.add(session, order_cancelled(order, "customer"))
+            return moved
+
+        if not await transact(self._store.db, self._outbox, change):
+            current = await self._own_order(principal, order_id)
+            raise Conflict(
+                f"An order that is {current['status']} can no longer be cancelled "
+                f"(allowed while {' or '.join(CUSTOMER_CANCELLABLE)})."
+            )
+        return await self.get(principal, order_id)
+
+    async def follow_delivery(self, session: AsyncClientSession, data: dict[str, Any]) -> None:
+        """Mirror the delivery status; a cancellation by staff also returns the stock."""
+        order = await self._store.order(data["order_id"], session=session)
+        if order is None or data["version"] <= order.get("delivery_version", 0):
+            return  # unknown, or older than what is already shown
+        changes = {"delivery_version": data["version"], "updated_at": datetime.now(UTC)}
+        if order["status"] != CANCELLED:
+            changes["status"] = data["status"]
+        await self._store.move_order(order["_id"], [order["status"]], changes, session=session)
+        if data["status"] == CANCELLED and order["status"] != CANCELLED:
+            await self._outbox.add(session, order_cancelled(order, data.get("by") or "staff"))
+
+    async def recover_stale(self, max_age: float) -> int:
+        """Release and drop PENDING orders older than ``max_age`` seconds."""
+        before = datetime.now(UTC) - timedelta(seconds=max_age)
+        recovered = 0
+        for order in await self._store.stale_pending(PENDING, before):
+            try:
+                await self._catalog.release(str(order["_id"]))
+            except ServiceUnavailable:
+                continue  # next round
+            # Deleted rather than kept, so a retry with the same Idempotency-Key can proceed.
+            if await self._store.delete_pending(order["_id"], PENDING):
+                recovered += 1
+                log.warning("pending_order_released", order_id=str(order["_id"]))
+        return recovered
+
+    async def recover_forever(self, max_age: float, every: float = 5.0) -> None:
+        while True:
+            with contextlib.suppress(PyMongoError):
+                await self.recover_stale(max_age)
+            await asyncio.sleep(every)
