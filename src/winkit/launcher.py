@@ -28,6 +28,11 @@ from winkit.platform.settings import Settings
 _PR_SET_PDEATHSIG = 1
 
 
+# -P: never put the working directory on sys.path (from src/winkit, winkit/platform
+# would shadow the standard library's platform module).
+PYTHON = [sys.executable, "-P"]
+
+
 def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -76,7 +81,7 @@ def http_ok(url: str) -> bool:
 def mongodb_child(port: int, storage: Path) -> Child:
     storage.mkdir(parents=True, exist_ok=True)
     uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    argv = [sys.executable, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [*PYTHON, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port)]
     return Child(
         name="mongodb (SecantusDB)",
         argv=[*argv, "--storage-path", str(storage)],
@@ -115,7 +120,7 @@ def nats_child(port: int, monitor_port: int, data_dir: Path) -> Child:
 
 
 def service_child(name: str, app_factory: str, host: str, port: int, env: dict[str, str]) -> Child:
-    argv = [sys.executable, "-m", "uvicorn", app_factory, "--factory"]
+    argv = [*PYTHON, "-m", "uvicorn", app_factory, "--factory"]
     argv += ["--host", host, "--port", str(port), "--no-access-log", "--log-level", "warning"]
     return Child(
         name=name,
@@ -160,18 +165,18 @@ class Supervisor:
         return next((c for c in self.children if c.process and c.process.poll() is not None), None)
 
     def stop_all(self, grace: float = 10.0) -> None:
+        """Stop children in reverse start order: services finish with their database and
+        bus still up, then the bus and the database stop."""
         for child in reversed(self.children):
-            if child.process and child.process.poll() is None:
-                child.process.terminate()
-        deadline = time.monotonic() + grace
-        for child in reversed(self.children):
-            if child.process is None:
+            process = child.process
+            if process is None or process.poll() is not None:
                 continue
+            process.terminate()
             try:
-                child.process.wait(max(0.1, deadline - time.monotonic()))
+                process.wait(grace)
             except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait()
+                process.kill()
+                process.wait()
         self.children.clear()
 
 

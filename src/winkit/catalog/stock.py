@@ -87,7 +87,9 @@ class Stock:
 
     async def release(self, order_id: str) -> dict[str, Any]:
         await transact(self._store.db, self._outbox, lambda s: self.release_in(s, order_id))
-        return {"order_id": order_id, "status": RELEASED}
+        released = await self._store.reservation(order_id)
+        assert released is not None
+        return {"order_id": order_id, "status": released["status"], "items": released["items"]}
 
     async def release_in(self, session: AsyncClientSession, order_id: str) -> None:
         """Give a reservation's stock back, once; a release before any reserve leaves a

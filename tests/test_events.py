@@ -1,0 +1,143 @@
+"""The event bus under failure: duplicates, a NATS outage, a checkout that crashed midway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import nats
+import pytest
+from bson import ObjectId
+from pymongo import MongoClient
+
+from harness import eventually, new_product
+from test_users_api import assert_problem
+from winkit.platform.auth import ServiceTokens
+from winkit.platform.keys import service_secret
+
+
+@pytest.fixture
+def staff(stack):
+    return stack.staff_headers()
+
+
+@pytest.fixture
+def mongo(mongodb_uri):
+    with MongoClient(mongodb_uri) as client:
+        yield client
+
+
+def republish(nats_url: str, event: dict) -> None:
+    """Send an event again under a new message id, as a redelivery would arrive."""
+
+    async def send() -> None:
+        nc = await nats.connect(nats_url)
+        body = {k: event[k] for k in ("type", "version", "source", "occurred_at", "data")}
+        await nc.jetstream().publish(
+            f"winkit.{event['type']}", json.dumps({"id": event["_id"], **body}).encode(),
+            headers={"Nats-Msg-Id": uuid.uuid4().hex},
+        )
+        await nc.close()
+
+    asyncio.run(send())
+
+
+def place(orders, catalog, stack, staff, *, quantity: int = 1, stock: int = 10):
+    shopper = stack.customer()
+    product = new_product(catalog, staff, stock=stock)
+    orders.post("/cart/add", json={"product_id": product["id"], "quantity": quantity}, headers=shopper.headers)
+    order = orders.post("/order/create", headers=shopper.headers)
+    assert order.status_code == 201, order.text
+    return shopper, product, order.json()["order_id"]
+
+
+def outbox_event(mongo, event_type: str, order_id: str) -> dict:
+    event = mongo["winkit_orders"]["outbox"].find_one({"type": event_type, "data.order_id": order_id})
+    assert event is not None
+    return event
+
+
+def test_duplicated_events_change_nothing(orders, delivery, catalog, stack, staff, mongo, nats_server):
+    shopper, product, order_id = place(orders, catalog, stack, staff, quantity=3, stock=10)
+    status_url = f"/order/{order_id}/status"
+    eventually(lambda: delivery.get(status_url, headers=shopper.headers).status_code == 200)
+    created = outbox_event(mongo, "order.created", order_id)
+
+    assert orders.post(f"/orders/{order_id}/cancel", headers=shopper.headers).status_code == 200
+    eventually(lambda: catalog.get(f"/products/{product['id']}").json()["stock"] == 10)
+    cancelled = outbox_event(mongo, "order.cancelled", order_id)
+    before = delivery.get(status_url, headers=shopper.headers).json()
+
+    for _ in range(2):
+        republish(nats_server.url, created)
+        republish(nats_server.url, cancelled)
+    # Consumers take each subject in order: once a later order's events are handled,
+    # the duplicates before them have been too.
+    later_shopper, later_product, later_id = place(orders, catalog, stack, staff, stock=4)
+    eventually(lambda: delivery.get(f"/order/{later_id}/status", headers=staff).status_code == 200)
+    orders.post(f"/orders/{later_id}/cancel", headers=later_shopper.headers)
+    eventually(lambda: catalog.get(f"/products/{later_product['id']}").json()["stock"] == 4)
+
+    assert catalog.get(f"/products/{product['id']}").json()["stock"] == 10
+    assert delivery.get(status_url, headers=shopper.headers).json() == before
+    assert mongo["winkit_delivery"]["delivery_statuses"].count_documents({"_id": order_id}) == 1
+
+
+def test_orders_placed_while_nats_is_down_reach_delivery_once_it_returns(
+    orders, delivery, catalog, stack, staff, nats_server
+):
+    nats_server.stop()
+    try:
+        assert orders.get("/health").json()["checks"]["nats"] == "down"
+        placed = [place(orders, catalog, stack, staff) for _ in range(3)]
+        for shopper, _, order_id in placed:
+            assert_problem(delivery.get(f"/order/{order_id}/status", headers=shopper.headers), 404)
+    finally:
+        nats_server.start()
+    for shopper, _, order_id in placed:
+        url = f"/order/{order_id}/status"
+        record = eventually(lambda: delivery.get(url, headers=shopper.headers).json() if
+                            delivery.get(url, headers=shopper.headers).status_code == 200 else None, timeout=30)
+        assert [h["status"] for h in record["history"]] == ["PLACED"]
+    eventually(lambda: orders.get("/health").json()["checks"]["nats"] == "ok")
+
+
+def test_a_reservation_left_by_a_crashed_checkout_is_released(orders, catalog, stack, staff, mongo):
+    shopper = stack.customer()
+    product = new_product(catalog, staff, stock=5)
+    order_id = ObjectId()
+    long_ago = datetime.now(UTC) - timedelta(minutes=5)
+    # What a checkout that crashed after reserving leaves behind: a PENDING order ...
+    mongo["winkit_orders"]["orders"].insert_one(
+        {
+            "_id": order_id,
+            "user_id": shopper.user_id,
+            "status": "PENDING",
+            "items": [{"product_id": product["id"], "name": product["name"], "price_paise": 5000, "quantity": 2}],
+            "subtotal_paise": 10000,
+            "delivery_fee_paise": 2500,
+            "total_paise": 12500,
+            "idempotency_key": f"order:{order_id}",
+            "created_at": long_ago,
+            "updated_at": long_ago,
+        }
+    )
+    # ... and stock reserved for it in the catalog.
+    token = ServiceTokens(service_secret(stack.settings), "orders").issue()
+    body = {"order_id": str(order_id), "items": [{"product_id": product["id"], "quantity": 2}]}
+    reserved = catalog.post("/internal/reservations", json=body, headers={"Authorization": f"Bearer {token}"})
+    assert reserved.status_code == 201, reserved.text
+    assert catalog.get(f"/products/{product['id']}").json()["stock"] == 3
+    eventually(lambda: catalog.get(f"/products/{product['id']}").json()["stock"] == 5, timeout=30)
+    assert mongo["winkit_orders"]["orders"].find_one({"_id": order_id}) is None
+    assert orders.get("/orders", headers=shopper.headers).json() == []
+
+
+def test_internal_api_needs_a_service_token(catalog, stack):
+    body = {"order_id": "x", "items": [{"product_id": "0123456789abcdef01234567", "quantity": 1}]}
+    assert_problem(catalog.post("/internal/reservations", json=body), 401)
+    assert_problem(catalog.post("/internal/reservations", json=body, headers=stack.customer().headers), 401)
+    forged = ServiceTokens("a-secret-that-is-not-the-services-secret", "orders").issue()
+    assert_problem(catalog.post("/internal/reservations", json=body, headers={"Authorization": f"Bearer {forged}"}), 401)

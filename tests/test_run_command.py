@@ -1,0 +1,124 @@
+"""`winkit run` (what `make run` calls) as a user sees it: a real process tree."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness import eventually, free_port, latest_code, unique_email
+
+WINKIT = Path(sys.executable).parent / "winkit"
+SERVICES = ("users", "catalog", "orders", "delivery")
+
+
+@pytest.fixture(scope="module")
+def ports() -> dict[str, int]:
+    names = (*SERVICES, "gateway", "mongodb", "nats", "nats_monitor")
+    return {name: free_port() for name in names}
+
+
+@pytest.fixture(scope="module")
+def env(ports, tmp_path_factory) -> dict[str, str]:
+    variables = {
+        "WINKIT_DATA_DIR": str(tmp_path_factory.mktemp("run") / "var"),
+        "WINKIT_EMBEDDED_MONGODB_PORT": str(ports["mongodb"]),
+        "WINKIT_EMBEDDED_NATS_PORT": str(ports["nats"]),
+        "WINKIT_EMBEDDED_NATS_MONITOR_PORT": str(ports["nats_monitor"]),
+        "WINKIT_GATEWAY_PORT": str(ports["gateway"]),
+        **{f"WINKIT_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in SERVICES},
+    }
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WINKIT_")}
+    return {**clean, **variables}
+
+
+def start(env: dict[str, str]) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [str(WINKIT), "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    for line in process.stdout:
+        if "is up" in line:
+            return process
+        assert time.monotonic() < deadline, "not up within 60 s"
+    raise AssertionError(f"winkit run ended early with {process.wait()}")
+
+
+def listening(ports: dict[str, int]) -> list[int]:
+    taken = []
+    for port in ports.values():
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                taken.append(port)
+    return taken
+
+
+def processes_using(data_dir: str) -> list[int]:
+    """Pids whose command line names the run's data dir (its database and bus)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if data_dir in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_run_serves_everything_and_ctrl_c_stops_it_all(env, ports):
+    process = start(env)
+    try:
+        for name in SERVICES:
+            health = httpx.get(f"http://127.0.0.1:{ports[name]}/health", timeout=5)
+            assert health.status_code == 200 and health.json()["service"] == name
+        users = httpx.Client(base_url=f"http://127.0.0.1:{ports['users']}", timeout=10)
+        email = unique_email("run")
+        users.post("/otp/send", json={"email": email})
+        body = {"name": "Run Test", "email": email, "password": "persist-me", "otp": latest_code(users, email)}
+        assert users.post("/register", json=body).status_code == 201
+        products = httpx.get(f"http://127.0.0.1:{ports['catalog']}/products", timeout=10).json()
+        assert len(products) >= 60
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    assert listening(ports) == []
+    assert processes_using(env["WINKIT_DATA_DIR"]) == []
+
+    # A second start keeps what the first one stored.
+    process = start(env)
+    try:
+        login = users.post("/login", json={"email": email, "password": "persist-me"})
+        assert login.status_code == 200
+        again = httpx.get(f"http://127.0.0.1:{ports['catalog']}/products", timeout=10).json()
+        assert len(again) == len(products)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert listening(ports) == []
+
+
+def test_a_taken_port_is_one_line_not_a_traceback(env, ports):
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", ports["orders"]))
+        blocker.listen()
+        result = subprocess.run([str(WINKIT), "run"], env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert f"port {ports['orders']} is already in use" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert listening({k: v for k, v in ports.items() if k != "orders"}) == []
+
+
+def test_killing_the_supervisor_leaves_no_orphans(env, ports):
+    process = start(env)
+    process.kill()
+    process.wait()
+    eventually(lambda: listening(ports) == [] and processes_using(env["WINKIT_DATA_DIR"]) == [], timeout=30)
