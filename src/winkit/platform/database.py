@@ -21,7 +21,7 @@ def connect(settings: Settings, service: ServiceName) -> AsyncMongoClient[Docume
         settings.mongodb_uri_for(service),
         tz_aware=True,
         appname=f"winkit-{service}",
-        serverSelectionTimeoutMS=10_000,
+        serverSelectionTimeoutMS=5_000,
     )
 
 
@@ -29,6 +29,14 @@ def service_database(
     client: AsyncMongoClient[Document], service: ServiceName
 ) -> AsyncDatabase[Document]:
     return client[Settings.database_name(service)]
+
+
+async def close(client: AsyncMongoClient[Document], timeout: float = 3.0) -> None:
+    """Close, without waiting long on a database that is already gone."""
+    try:
+        await asyncio.wait_for(client.close(), timeout)
+    except TimeoutError:
+        pass
 
 
 async def is_reachable(db: AsyncDatabase[Document], timeout: float = 2.0) -> bool:

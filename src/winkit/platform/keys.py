@@ -56,8 +56,10 @@ def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
 def service_secret(settings: Settings) -> str:
     if settings.service_secret is not None:
         return settings.service_secret.get_secret_value()
+    if settings.service_secret_file is not None:
+        return settings.service_secret_file.read_text().strip()
     if settings.env == "prod":
-        raise KeyConfigurationError("WINKIT_SERVICE_SECRET must be set in prod")
+        raise KeyConfigurationError("WINKIT_SERVICE_SECRET or WINKIT_SERVICE_SECRET_FILE must be set in prod")
     path = settings.keys_dir / "service-secret"
     if not path.exists():
         try:

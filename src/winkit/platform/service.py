@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from winkit import __version__
 from winkit.platform.auth import JwksSource, TokenVerifier
-from winkit.platform.database import connect, is_reachable, service_database
+from winkit.platform.database import close, connect, is_reachable, service_database
 from winkit.platform.errors import (
     PROBLEM_TYPE_BASE,
     ServiceUnavailable,
@@ -81,7 +81,7 @@ def create_service_app(
                 log.info("service_started", service=name, version=__version__)
                 yield
         finally:
-            await client.close()
+            await close(client)
 
     app = FastAPI(
         title=title,

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     # Service-to-service calls (orders -> catalog stock reservations) carry a short-lived
     # HS256 token signed with this secret; dev generates one into the data dir.
     service_secret: SecretStr | None = None
+    service_secret_file: Path | None = None
 
     cors_origins: list[str] = ["http://localhost:8080"]
 
