@@ -1,0 +1,51 @@
+"""The `winkit users create` command, and a service starting while NATS is unreachable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from harness import LiveServer, bound_socket, free_port, login, unique_email
+from test_users_api import assert_problem
+
+WINKIT = Path(sys.executable).parent / "winkit"
+
+
+def test_users_create_makes_a_staff_account_that_can_log_in(users, mongodb_uri, stack):
+    email = unique_email("ops")
+    env = {**os.environ, "WINKIT_MONGODB_URI": mongodb_uri, "WINKIT_DATA_DIR": str(stack.settings.data_dir)}
+    command = [str(WINKIT), "users", "create", "--role", "admin", "--email", email, "--name", "Ops"]
+    created = subprocess.run([*command, "--password", "admin-password"], env=env, capture_output=True, text=True)
+    assert created.returncode == 0, created.stderr
+    assert "Created admin" in created.stdout
+    token = login(users, email, "admin-password")
+    assert users.get("/profile", headers={"Authorization": f"Bearer {token}"}).json()["role"] == "admin"
+
+    again = subprocess.run([*command, "--password", "admin-password"], env=env, capture_output=True, text=True)
+    assert again.returncode == 1 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    short = subprocess.run([*command, "--password", "short"], env=env, capture_output=True, text=True)
+    assert short.returncode == 2
+
+
+def test_a_service_starts_and_serves_while_nats_is_unreachable(stack):
+    from winkit.orders.app import create_app
+
+    settings = stack.settings.model_copy(update={"nats_url": f"nats://127.0.0.1:{free_port()}"})
+    started = time.monotonic()
+    server = LiveServer(create_app(settings), bound_socket())
+    server.start(timeout=15)
+    try:
+        assert time.monotonic() - started < 10
+        with httpx.Client(base_url=server.url) as orders:
+            health = orders.get("/health")
+            assert health.status_code == 200 and health.json()["checks"]["nats"] == "down"
+            assert_problem(orders.get("/cart"), 401)
+            shopper = stack.customer()
+            assert orders.get("/cart", headers=shopper.headers).json()["items"] == []
+    finally:
+        server.stop()
