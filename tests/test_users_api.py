@@ -153,7 +153,9 @@ def test_profile_update_changes_name_and_phone_only(users, stack):
     updated = users.patch("/profile", json={"name": "New Name", "phone": "9876543210"}, headers=customer.headers)
     assert updated.status_code == 200
     assert updated.json()["name"] == "New Name" and updated.json()["phone"] == "9876543210"
-    for field in ({"role": "admin"}, {"email": "x@example.com"}, {"id": "abc"}):
+    cleared = users.patch("/profile", json={"phone": None}, headers=customer.headers)
+    assert cleared.json()["phone"] is None and cleared.json()["name"] == "New Name"
+    for field in ({"role": "admin"}, {"email": "x@example.com"}, {"id": "abc"}, {"name": None}):
         assert_problem(users.patch("/profile", json=field, headers=customer.headers), 422)
     assert users.get("/profile", headers=customer.headers).json()["role"] == "customer"
 

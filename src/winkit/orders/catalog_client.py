@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from winkit.platform.errors import Conflict, NotFound, ServiceUnavailable
 from winkit.platform.http import ServiceClient
@@ -13,7 +14,8 @@ class CatalogClient:
         self._client = client
 
     async def product(self, product_id: str) -> dict[str, Any]:
-        response = await self._client.request("GET", f"/products/{product_id}")
+        # Ids come from clients: encoded, so no text can change the path or break the URL.
+        response = await self._client.request("GET", f"/products/{quote(product_id, safe='')}")
         if response.status_code == 404:
             raise NotFound(f"No product with id {product_id!r}.")
         if response.status_code != 200:
@@ -31,6 +33,6 @@ class CatalogClient:
             raise ServiceUnavailable("The catalog could not reserve stock; try again shortly.")
 
     async def release(self, order_id: str) -> None:
-        response = await self._client.request("POST", f"/internal/reservations/{order_id}/release")
+        response = await self._client.request("POST", f"/internal/reservations/{quote(order_id, safe='')}/release")
         if response.status_code != 200:
             raise ServiceUnavailable("The catalog could not release stock.")

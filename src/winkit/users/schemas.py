@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, field_validator
 
 from winkit.platform.auth import Role
 
@@ -65,8 +65,17 @@ class Profile(UserOut):
 
 
 class ProfileUpdate(Strict):
+    """Fields left out stay as they are; ``"phone": null`` clears the phone."""
+
     name: Name | None = None
     phone: Phone | None = None
+
+    @field_validator("name")
+    @classmethod
+    def name_is_not_null(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("name cannot be null")
+        return value
 
 
 class OutboxMessage(BaseModel):
