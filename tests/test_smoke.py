@@ -1,3 +1,0 @@
-def test_users_up(users, catalog):
-    assert users.get("/health").json()["status"] == "ok"
-    assert catalog.get("/health").json()["status"] == "ok"
