@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from harness import Customer, LiveServer, bound_socket, free_port, login, register
+
 from winkit.launcher import Child, Supervisor, mongodb_child, nats_child
 from winkit.platform.settings import Settings
 from winkit.users.accounts import DEV_STAFF_EMAIL, DEV_STAFF_PASSWORD

@@ -100,7 +100,13 @@ def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
 
 
 def new_product(catalog: httpx.Client, staff: dict[str, str], *, stock: int, price: float = 50.0) -> dict:
-    body = {"name": f"Test item {uuid.uuid4().hex[:8]}", "category": "Test Shelf", "price": price, "unit": "1 pc", "stock": stock}
+    body = {
+        "name": f"Test item {uuid.uuid4().hex[:8]}",
+        "category": "Test Shelf",
+        "price": price,
+        "unit": "1 pc",
+        "stock": stock,
+    }
     response = catalog.post("/products", json=body, headers=staff)
     assert response.status_code == 201, response.text
     return response.json()

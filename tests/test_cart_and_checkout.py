@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-
 from harness import eventually, new_product
 from test_users_api import assert_problem
 
@@ -36,7 +35,13 @@ def test_add_merges_lines_and_prices_come_from_the_catalog(orders, catalog, stac
     orders.post("/cart/add", json={"product_id": product["id"]}, headers=shopper.headers)
     cart = orders.post("/cart/add", json={"product_id": product["id"], "quantity": 2}, headers=shopper.headers).json()
     [line] = cart["items"]
-    assert line == {"product_id": product["id"], "name": product["name"], "price": 49.5, "quantity": 3, "line_total": 148.5}
+    assert line == {
+        "product_id": product["id"],
+        "name": product["name"],
+        "price": 49.5,
+        "quantity": 3,
+        "line_total": 148.5,
+    }
     # Under ₹199 the default ₹25 delivery fee applies.
     assert cart["subtotal"] == 148.5 and cart["delivery_fee"] == 25 and cart["total"] == 173.5
 
@@ -52,7 +57,9 @@ def test_delivery_is_free_from_199(orders, catalog, stack, staff):
 def test_bad_quantities_are_422(orders, catalog, stack, staff, quantity):
     shopper = stack.customer()
     product = new_product(catalog, staff, stock=5)
-    response = orders.post("/cart/add", json={"product_id": product["id"], "quantity": quantity}, headers=shopper.headers)
+    response = orders.post(
+        "/cart/add", json={"product_id": product["id"], "quantity": quantity}, headers=shopper.headers
+    )
     assert_problem(response, 422)
 
 
@@ -75,7 +82,9 @@ def test_unknown_deleted_and_malformed_products_are_404(orders, catalog, stack, 
 def test_more_than_stock_or_line_limit_is_409(orders, catalog, stack, staff):
     shopper = stack.customer()
     scarce = new_product(catalog, staff, stock=3)
-    assert_problem(orders.post("/cart/add", json={"product_id": scarce["id"], "quantity": 4}, headers=shopper.headers), 409)
+    assert_problem(
+        orders.post("/cart/add", json={"product_id": scarce["id"], "quantity": 4}, headers=shopper.headers), 409
+    )
     orders.post("/cart/add", json={"product_id": scarce["id"], "quantity": 3}, headers=shopper.headers)
     assert_problem(orders.post("/cart/add", json={"product_id": scarce["id"]}, headers=shopper.headers), 409)
     plenty = new_product(catalog, staff, stock=100)
@@ -89,7 +98,9 @@ def test_remove_part_or_whole_line(orders, catalog, stack, staff):
     shopper = stack.customer()
     product = new_product(catalog, staff, stock=10)
     orders.post("/cart/add", json={"product_id": product["id"], "quantity": 5}, headers=shopper.headers)
-    cart = orders.post("/cart/remove", json={"product_id": product["id"], "quantity": 2}, headers=shopper.headers).json()
+    cart = orders.post(
+        "/cart/remove", json={"product_id": product["id"], "quantity": 2}, headers=shopper.headers
+    ).json()
     assert cart["items"][0]["quantity"] == 3
     cart = orders.post("/cart/remove", json={"product_id": product["id"]}, headers=shopper.headers).json()
     assert cart["items"] == [] and cart["total"] == 0
@@ -108,7 +119,10 @@ def test_cart_needs_a_token_and_user_id_must_be_the_callers(orders, stack):
 
 def test_checkout_places_the_order_the_cart_showed(orders, catalog, stack, staff):
     shopper = stack.customer()
-    apples, milk = new_product(catalog, staff, stock=10, price=120.0), new_product(catalog, staff, stock=10, price=27.25)
+    apples, milk = (
+        new_product(catalog, staff, stock=10, price=120.0),
+        new_product(catalog, staff, stock=10, price=27.25),
+    )
     orders.post("/cart/add", json={"product_id": apples["id"], "quantity": 1}, headers=shopper.headers)
     cart = orders.post("/cart/add", json={"product_id": milk["id"], "quantity": 2}, headers=shopper.headers).json()
     body = {
@@ -121,7 +135,11 @@ def test_checkout_places_the_order_the_cart_showed(orders, catalog, stack, staff
     assert created.status_code == 201, created.text
     order = created.json()
     assert order["status"] == "PLACED"
-    assert (order["subtotal"], order["delivery_fee"], order["total"]) == (cart["subtotal"], cart["delivery_fee"], cart["total"])
+    assert (order["subtotal"], order["delivery_fee"], order["total"]) == (
+        cart["subtotal"],
+        cart["delivery_fee"],
+        cart["total"],
+    )
     assert order["items"] == cart["items"] and order["address"]["city"] == "Bengaluru"
     assert orders.get("/cart", headers=shopper.headers).json()["items"] == []
     assert catalog.get(f"/products/{milk['id']}").json()["stock"] == 8
@@ -157,7 +175,9 @@ def test_idempotency_keys_are_per_user(orders, catalog, stack, staff):
     placed = []
     for shopper in (stack.customer(), stack.customer()):
         orders.post("/cart/add", json={"product_id": product["id"]}, headers=shopper.headers)
-        placed.append(orders.post("/order/create", headers={**shopper.headers, "Idempotency-Key": key}).json()["order_id"])
+        placed.append(
+            orders.post("/order/create", headers={**shopper.headers, "Idempotency-Key": key}).json()["order_id"]
+        )
     assert placed[0] != placed[1]
 
 

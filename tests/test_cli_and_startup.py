@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from harness import LiveServer, bound_socket, free_port, login, unique_email
 from test_users_api import assert_problem
 

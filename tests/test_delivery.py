@@ -7,7 +7,6 @@ from datetime import datetime
 
 import httpx
 import pytest
-
 from harness import eventually, new_product
 from test_users_api import assert_problem
 
@@ -97,6 +96,8 @@ def test_concurrent_updates_never_both_win(delivery, placed, stack, staff):
         results = list(pool.map(lambda _: httpx.post(url, headers=staff, timeout=30), range(8)))
     wins = [r for r in results if r.status_code == 200]
     assert all(r.status_code in (200, 409) for r in results)
-    history = [h["status"] for h in delivery.get(f"/order/{order_id}/status", headers=shopper.headers).json()["history"]]
+    history = [
+        h["status"] for h in delivery.get(f"/order/{order_id}/status", headers=shopper.headers).json()["history"]
+    ]
     # Every win is exactly one step: no state is skipped or written twice.
     assert history == FLOW[: len(wins) + 1]

@@ -38,7 +38,12 @@ def test_full_transition_table(current, requested):
 
 @pytest.mark.parametrize(
     ("current", "expected"),
-    [(S.PLACED, S.CONFIRMED), (S.CONFIRMED, S.PACKED), (S.PACKED, S.OUT_FOR_DELIVERY), (S.OUT_FOR_DELIVERY, S.DELIVERED)],
+    [
+        (S.PLACED, S.CONFIRMED),
+        (S.CONFIRMED, S.PACKED),
+        (S.PACKED, S.OUT_FOR_DELIVERY),
+        (S.OUT_FOR_DELIVERY, S.DELIVERED),
+    ],
 )
 def test_no_body_advances_one_step(current, expected):
     assert next_status(current, None) == expected

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import nats
 import pytest
 from bson import ObjectId
-from pymongo import MongoClient
-
 from harness import eventually, new_product
+from pymongo import MongoClient
 from test_users_api import assert_problem
+
 from winkit.platform.auth import ServiceTokens
 from winkit.platform.keys import service_secret
 
@@ -36,7 +36,8 @@ def republish(nats_url: str, event: dict) -> None:
         nc = await nats.connect(nats_url)
         body = {k: event[k] for k in ("type", "version", "source", "occurred_at", "data")}
         await nc.jetstream().publish(
-            f"winkit.{event['type']}", json.dumps({"id": event["_id"], **body}).encode(),
+            f"winkit.{event['type']}",
+            json.dumps({"id": event["_id"], **body}).encode(),
             headers={"Nats-Msg-Id": uuid.uuid4().hex},
         )
         await nc.close()
@@ -96,10 +97,13 @@ def test_orders_placed_while_nats_is_down_reach_delivery_once_it_returns(
             assert_problem(delivery.get(f"/order/{order_id}/status", headers=shopper.headers), 404)
     finally:
         nats_server.start()
+
+    def delivery_record(shopper, order_id: str) -> dict | None:
+        response = delivery.get(f"/order/{order_id}/status", headers=shopper.headers)
+        return response.json() if response.status_code == 200 else None
+
     for shopper, _, order_id in placed:
-        url = f"/order/{order_id}/status"
-        record = eventually(lambda: delivery.get(url, headers=shopper.headers).json() if
-                            delivery.get(url, headers=shopper.headers).status_code == 200 else None, timeout=30)
+        record = eventually(lambda s=shopper, o=order_id: delivery_record(s, o), timeout=30)
         assert [h["status"] for h in record["history"]] == ["PLACED"]
     eventually(lambda: orders.get("/health").json()["checks"]["nats"] == "ok")
 
@@ -140,4 +144,6 @@ def test_internal_api_needs_a_service_token(catalog, stack):
     assert_problem(catalog.post("/internal/reservations", json=body), 401)
     assert_problem(catalog.post("/internal/reservations", json=body, headers=stack.customer().headers), 401)
     forged = ServiceTokens("a-secret-that-is-not-the-services-secret", "orders").issue()
-    assert_problem(catalog.post("/internal/reservations", json=body, headers={"Authorization": f"Bearer {forged}"}), 401)
+    assert_problem(
+        catalog.post("/internal/reservations", json=body, headers={"Authorization": f"Bearer {forged}"}), 401
+    )

@@ -8,7 +8,6 @@ import time
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from test_users_api import assert_problem
 
 

@@ -11,9 +11,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from harness import LiveServer, bound_socket, free_port, unique_email
 from test_users_api import assert_problem
+
 from winkit.launcher import Supervisor, mongodb_child
 from winkit.platform.keys import KeyConfigurationError, load_signing_key, service_secret
 from winkit.platform.settings import Settings

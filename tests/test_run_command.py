@@ -12,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from harness import eventually, free_port, latest_code, unique_email
 
 WINKIT = Path(sys.executable).parent / "winkit"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from harness import latest_code, register, unique_email
 
 PROBLEM = "application/problem+json"

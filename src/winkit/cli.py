@@ -74,9 +74,7 @@ def create_user(
     email: Annotated[str, typer.Option(help="Login email")],
     name: Annotated[str, typer.Option(help="Display name")],
     role: Annotated[Role, typer.Option(help="staff, admin or customer")] = Role.STAFF,
-    password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)
-    ] = "",
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)] = "",
 ) -> None:
     """Create an account directly in the user database (needs the database running)."""
     if len(password) < 8:

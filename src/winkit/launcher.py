@@ -154,8 +154,7 @@ class Supervisor:
         while not child.is_ready():
             if child.process.poll() is not None:
                 raise LaunchError(
-                    f"{child.name} exited with code {child.process.returncode}; "
-                    f"see {self.log_dir / log_name}"
+                    f"{child.name} exited with code {child.process.returncode}; see {self.log_dir / log_name}"
                 )
             if time.monotonic() > deadline:
                 raise LaunchError(f"{child.name} was not ready within {timeout:.0f} s")
@@ -196,9 +195,7 @@ def planned_children(settings: Settings) -> list[Child]:
     if settings.uses_embedded_mongodb():
         children.append(mongodb_child(settings.embedded_mongodb_port, data_dir / "mongodb"))
     if settings.nats_url is None:
-        children.append(
-            nats_child(settings.embedded_nats_port, settings.embedded_nats_monitor_port, data_dir / "nats")
-        )
+        children.append(nats_child(settings.embedded_nats_port, settings.embedded_nats_monitor_port, data_dir / "nats"))
     for name, factory in SERVICES:
         port = httpx.URL(settings.service_url(name)).port or 80  # type: ignore[arg-type]
         children.append(service_child(f"{name} service", factory, settings.host, port, env))

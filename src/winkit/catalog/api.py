@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from winkit.catalog import images
 from winkit.catalog.products import Catalog
@@ -19,6 +19,7 @@ from winkit.catalog.schemas import (
 )
 from winkit.catalog.stock import Stock
 from winkit.platform.auth import CallingService, StaffPrincipal
+from winkit.platform.service import from_state
 from winkit.platform.urls import public_url
 
 router = APIRouter()
@@ -27,16 +28,8 @@ SVG = "image/svg+xml"
 IMAGE_CACHE = "public, max-age=86400"
 
 
-def _catalog(request: Request) -> Catalog:
-    return request.app.state.catalog
-
-
-def _stock(request: Request) -> Stock:
-    return request.app.state.stock
-
-
-CatalogDep = Annotated[Catalog, Depends(_catalog)]
-StockDep = Annotated[Stock, Depends(_stock)]
+CatalogDep = Annotated[Catalog, from_state("catalog")]
+StockDep = Annotated[Stock, from_state("stock")]
 
 
 def _with_image(request: Request, product: dict[str, Any]) -> dict[str, Any]:
@@ -48,9 +41,7 @@ async def list_products(
     request: Request, params: Annotated[ProductQuery, Query()], catalog: CatalogDep
 ) -> list[dict[str, Any]]:
     """Every product matching the filters, by category then name."""
-    products = await catalog.search(
-        category=params.category, q=params.q, limit=params.limit, offset=params.offset
-    )
+    products = await catalog.search(category=params.category, q=params.q, limit=params.limit, offset=params.offset)
     return [_with_image(request, p) for p in products]
 
 

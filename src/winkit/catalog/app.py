@@ -11,7 +11,7 @@ from winkit.catalog.products import Catalog
 from winkit.catalog.stock import Stock
 from winkit.catalog.store import CatalogStore
 from winkit.platform.auth import ServiceTokens
-from winkit.platform.events import Event, Outbox, apply_once, start_event_bus
+from winkit.platform.events import Outbox, start_event_bus
 from winkit.platform.keys import service_secret
 from winkit.platform.service import create_service_app
 from winkit.platform.settings import Settings
@@ -30,20 +30,15 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     if seed:
         await app.state.catalog.seed_demo()
 
-    async def on_order_created(event: Event) -> None:
-        order_id = event.data["order_id"]
-        await apply_once(store.db, outbox, "catalog", event, lambda s: stock.confirm_in(s, order_id))
-
-    async def on_order_cancelled(event: Event) -> None:
-        order_id = event.data["order_id"]
-        await apply_once(store.db, outbox, "catalog", event, lambda s: stock.release_in(s, order_id))
-
     await start_event_bus(
         app,
         stack,
         "catalog",
         outbox,
-        {"order.created": on_order_created, "order.cancelled": on_order_cancelled},
+        {
+            "order.created": lambda session, data: stock.confirm_in(session, data["order_id"]),
+            "order.cancelled": lambda session, data: stock.release_in(session, data["order_id"]),
+        },
     )
 
 

@@ -101,7 +101,7 @@ class Catalog:
         changes["updated_at"] = datetime.now(UTC)
 
         async def change(session: AsyncClientSession) -> Document:
-            before = await self._store.get(product_id)
+            before = await self._store.get(product_id, session=session)
             doc = await self._store.update(product_id, changes, session=session)
             if before is None or doc is None:
                 raise NotFound(f"No product with id {product_id!r}.")

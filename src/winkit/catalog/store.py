@@ -43,17 +43,15 @@ class CatalogStore:
         return result.upserted_count
 
     async def find(self, query: Document, *, limit: int | None, offset: int) -> list[Document]:
-        cursor = self.products.find({**query, **ACTIVE}).sort(
-            [("category", ASCENDING), ("name_key", ASCENDING)]
-        )
+        cursor = self.products.find({**query, **ACTIVE}).sort([("category", ASCENDING), ("name_key", ASCENDING)])
         cursor = cursor.skip(offset)
         if limit is not None:
             cursor = cursor.limit(limit)
         return await cursor.to_list()
 
-    async def get(self, product_id: str) -> Document | None:
+    async def get(self, product_id: str, session: AsyncClientSession | None = None) -> Document | None:
         oid = object_id(product_id)
-        return None if oid is None else await self.products.find_one({"_id": oid, **ACTIVE})
+        return None if oid is None else await self.products.find_one({"_id": oid, **ACTIVE}, session=session)
 
     async def insert(self, product: Document) -> Document:
         try:

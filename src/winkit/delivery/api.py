@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body
 
 from winkit.delivery.schemas import DeliveryStatus, StatusUpdate
 from winkit.delivery.tracking import Tracking
 from winkit.platform.auth import CurrentPrincipal, StaffPrincipal
+from winkit.platform.service import from_state
 
 router = APIRouter(tags=["delivery"])
 
 
-def _tracking(request: Request) -> Tracking:
-    return request.app.state.tracking
-
-
-TrackingDep = Annotated[Tracking, Depends(_tracking)]
+TrackingDep = Annotated[Tracking, from_state("tracking")]
 
 
 @router.get("/order/{order_id}/status", response_model=DeliveryStatus)

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from winkit.delivery import api
 from winkit.delivery.store import DeliveryStore
 from winkit.delivery.tracking import Tracking
-from winkit.platform.events import Event, Outbox, apply_once, start_event_bus
+from winkit.platform.events import Outbox, start_event_bus
 from winkit.platform.service import create_service_app
 from winkit.platform.settings import Settings
 
@@ -20,18 +20,12 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     tracking = Tracking(store, outbox)
     app.state.tracking = tracking
 
-    async def on_order_created(event: Event) -> None:
-        await apply_once(store.db, outbox, "delivery", event, lambda s: tracking.open_in(s, event.data))
-
-    async def on_order_cancelled(event: Event) -> None:
-        await apply_once(store.db, outbox, "delivery", event, lambda s: tracking.cancel_in(s, event.data))
-
     await start_event_bus(
         app,
         stack,
         "delivery",
         outbox,
-        {"order.created": on_order_created, "order.cancelled": on_order_cancelled},
+        {"order.created": tracking.open_in, "order.cancelled": tracking.cancel_in},
     )
 
 

@@ -19,9 +19,7 @@ class DeliveryStore:
     async def insert(self, session: AsyncClientSession, record: Document) -> None:
         await self.statuses.insert_one(record, session=session)
 
-    async def advance(
-        self, session: AsyncClientSession, record: Document, status: str, entry: Document
-    ) -> bool:
+    async def advance(self, session: AsyncClientSession, record: Document, status: str, entry: Document) -> bool:
         """Move to ``status`` only if nobody else changed the record since it was read."""
         result = await self.statuses.update_one(
             {"_id": record["_id"], "version": record["version"]},

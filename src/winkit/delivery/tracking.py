@@ -35,7 +35,9 @@ def _refusal(refused: TransitionRefused) -> Conflict:
     allowed = [str(s) for s in refused.allowed]
     options = ", ".join(allowed) if allowed else "none: it is final"
     asked = f"to {refused.requested}" if refused.requested else "one step further"
-    return Conflict(f"An order that is {refused.current} cannot move {asked}; allowed next: {options}.", allowed_next=allowed)
+    return Conflict(
+        f"An order that is {refused.current} cannot move {asked}; allowed next: {options}.", allowed_next=allowed
+    )
 
 
 class Tracking:

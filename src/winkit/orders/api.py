@@ -4,26 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 
 from winkit.orders.cart import CartService
 from winkit.orders.checkout import Checkout
 from winkit.orders.schemas import Cart, CartAdd, CartRemove, Order, OrderCreate, UserId
 from winkit.platform.auth import CurrentPrincipal, ensure_self
+from winkit.platform.service import from_state
 
 router = APIRouter()
 
 
-def _cart(request: Request) -> CartService:
-    return request.app.state.cart
-
-
-def _checkout(request: Request) -> Checkout:
-    return request.app.state.checkout
-
-
-CartDep = Annotated[CartService, Depends(_cart)]
-CheckoutDep = Annotated[Checkout, Depends(_checkout)]
+CartDep = Annotated[CartService, from_state("cart")]
+CheckoutDep = Annotated[Checkout, from_state("checkout")]
 UserIdQuery = Annotated[UserId, Query()]
 IdempotencyKey = Annotated[
     str | None,

@@ -15,7 +15,7 @@ from winkit.orders.checkout import Checkout
 from winkit.orders.pricing import FeeRule
 from winkit.orders.store import OrdersStore
 from winkit.platform.auth import ServiceTokens
-from winkit.platform.events import Event, Outbox, apply_once, start_event_bus
+from winkit.platform.events import Outbox, start_event_bus
 from winkit.platform.http import ServiceClient
 from winkit.platform.keys import service_secret
 from winkit.platform.service import create_service_app
@@ -37,10 +37,7 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     app.state.cart = CartService(store, catalog, rule)
     app.state.checkout = checkout
 
-    async def on_delivery_status(event: Event) -> None:
-        await apply_once(store.db, outbox, "orders", event, lambda s: checkout.follow_delivery(s, event.data))
-
-    await start_event_bus(app, stack, "orders", outbox, {"delivery.status_changed": on_delivery_status})
+    await start_event_bus(app, stack, "orders", outbox, {"delivery.status_changed": checkout.follow_delivery})
     recovery = asyncio.create_task(checkout.recover_forever(settings.reservation_timeout))
 
     async def stop_recovery() -> None:

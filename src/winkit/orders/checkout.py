@@ -83,9 +83,7 @@ class Checkout:
             "_id": order_id,
             "user_id": user_id,
             "status": PENDING,
-            "items": [
-                {k: line[k] for k in ("product_id", "name", "price_paise", "quantity")} for line in lines
-            ],
+            "items": [{k: line[k] for k in ("product_id", "name", "price_paise", "quantity")} for line in lines],
             "subtotal_paise": sums.subtotal_paise,
             "delivery_fee_paise": sums.delivery_fee_paise,
             "total_paise": sums.total_paise,
@@ -150,8 +148,10 @@ class Checkout:
     async def _own_order(self, principal: Principal, order_id: str) -> Document:
         order = await self._store.order(order_id)
         # Someone else's order is reported as missing: its existence is not theirs to know.
-        if order is None or order["status"] == PENDING or (
-            order["user_id"] != principal.user_id and not principal.is_staff
+        if (
+            order is None
+            or order["status"] == PENDING
+            or (order["user_id"] != principal.user_id and not principal.is_staff)
         ):
             raise NotFound(f"No order with id {order_id!r}.")
         return order

@@ -29,9 +29,7 @@ class OrdersStore:
         self.orders = db["orders"]
 
     async def ensure_indexes(self) -> None:
-        await self.cart.create_indexes(
-            [IndexModel([("user_id", ASCENDING), ("product_id", ASCENDING)], unique=True)]
-        )
+        await self.cart.create_indexes([IndexModel([("user_id", ASCENDING), ("product_id", ASCENDING)], unique=True)])
         await self.orders.create_indexes(
             [
                 IndexModel([("user_id", ASCENDING), ("created_at", DESCENDING)]),

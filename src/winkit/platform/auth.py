@@ -185,9 +185,7 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
-async def current_principal(
-    request: Request, _: Annotated[str | None, Depends(bearer_scheme)]
-) -> Principal:
+async def current_principal(request: Request, _: Annotated[str | None, Depends(bearer_scheme)]) -> Principal:
     token = _bearer_token(request)
     if token is None:
         raise Unauthorized()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from bson import ObjectId
@@ -25,18 +26,14 @@ def connect(settings: Settings, service: ServiceName) -> AsyncMongoClient[Docume
     )
 
 
-def service_database(
-    client: AsyncMongoClient[Document], service: ServiceName
-) -> AsyncDatabase[Document]:
+def service_database(client: AsyncMongoClient[Document], service: ServiceName) -> AsyncDatabase[Document]:
     return client[Settings.database_name(service)]
 
 
 async def close(client: AsyncMongoClient[Document], timeout: float = 3.0) -> None:
     """Close, without waiting long on a database that is already gone."""
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(client.close(), timeout)
-    except TimeoutError:
-        pass
 
 
 async def is_reachable(db: AsyncDatabase[Document], timeout: float = 2.0) -> bool:

@@ -118,9 +118,7 @@ class Outbox:
 
     async def claim(self, session: AsyncClientSession, consumer: str, event_id: str) -> None:
         """Record that ``consumer`` handled the event; DuplicateKeyError if it already had."""
-        await self.processed.insert_one(
-            {"_id": f"{consumer}:{event_id}", "at": datetime.now(UTC)}, session=session
-        )
+        await self.processed.insert_one({"_id": f"{consumer}:{event_id}", "at": datetime.now(UTC)}, session=session)
 
 
 Handler = Callable[[Event], Awaitable[None]]
@@ -287,22 +285,9 @@ class EventBus:
         await message.ack()
 
 
-async def start_event_bus(
-    app: Any, stack: contextlib.AsyncExitStack, service: str, outbox: Outbox, handlers: dict[str, Handler]
-) -> EventBus:
-    """Connect the service to the bus in the background; stopped with the app."""
-    settings = app.state.settings
-    await outbox.ensure_indexes()
-    bus = EventBus(settings.effective_nats_url, service, outbox, connect_timeout=settings.nats_connect_timeout)
-    for event_type, handler in handlers.items():
-        bus.subscribe(event_type, handler)
-    await bus.start()
-    stack.push_async_callback(bus.stop)
-    app.state.bus = bus
-    return bus
-
-
 Change = Callable[[AsyncClientSession], Awaitable[Any]]
+# What a service does with an event's data, inside the transaction that records it handled.
+Reaction = Callable[[AsyncClientSession, dict[str, Any]], Awaitable[None]]
 
 
 async def transact(db: AsyncDatabase[Document], outbox: Outbox, change: Change) -> Any:
@@ -313,9 +298,7 @@ async def transact(db: AsyncDatabase[Document], outbox: Outbox, change: Change) 
     return result
 
 
-async def apply_once(
-    db: AsyncDatabase[Document], outbox: Outbox, consumer: str, event: Event, change: Change
-) -> None:
+async def apply_once(db: AsyncDatabase[Document], outbox: Outbox, consumer: str, event: Event, change: Change) -> None:
     """Run ``change`` and record the event as handled by ``consumer``, in one transaction.
 
     Raises AlreadyProcessed when this consumer has handled the event before.
@@ -329,3 +312,27 @@ async def apply_once(
         await transact(db, outbox, claim_then_change)
     except DuplicateKeyError as exc:
         raise AlreadyProcessed(event.id) from exc
+
+
+async def start_event_bus(
+    app: Any, stack: contextlib.AsyncExitStack, service: str, outbox: Outbox, reactions: dict[str, Reaction]
+) -> EventBus:
+    """Connect the service to the bus in the background (stopped with the app) and consume
+    each event type with its reaction, exactly once per event."""
+    settings = app.state.settings
+    db = app.state.db
+    await outbox.ensure_indexes()
+    bus = EventBus(settings.effective_nats_url, service, outbox, connect_timeout=settings.nats_connect_timeout)
+
+    def once(reaction: Reaction) -> Handler:
+        async def handle(event: Event) -> None:
+            await apply_once(db, outbox, service, event, lambda session: reaction(session, event.data))
+
+        return handle
+
+    for event_type, reaction in reactions.items():
+        bus.subscribe(event_type, once(reaction))
+    await bus.start()
+    stack.push_async_callback(bus.stop)
+    app.state.bus = bus
+    return bus

@@ -7,6 +7,7 @@ and refuses to start without them. Neither is ever committed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -43,10 +44,8 @@ def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
                 serialization.PrivateFormat.PKCS8,
                 serialization.NoEncryption(),
             )
-            try:
+            with contextlib.suppress(FileExistsError):
                 _write_private(path, pem)
-            except FileExistsError:
-                pass
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyConfigurationError(f"{path} is not an Ed25519 private key")
@@ -62,10 +61,8 @@ def service_secret(settings: Settings) -> str:
         raise KeyConfigurationError("WINKIT_SERVICE_SECRET or WINKIT_SERVICE_SECRET_FILE must be set in prod")
     path = settings.keys_dir / "service-secret"
     if not path.exists():
-        try:
+        with contextlib.suppress(FileExistsError):
             _write_private(path, secrets.token_urlsafe(48).encode())
-        except FileExistsError:
-            pass
     return path.read_text().strip()
 
 

@@ -84,9 +84,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        request_id = incoming_request_id(
-            headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1") or None
-        )
+        request_id = incoming_request_id(headers.get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1") or None)
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500

@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,6 +26,15 @@ from winkit.platform.settings import ServiceName, Settings
 Startup = Callable[[FastAPI, AsyncExitStack], Awaitable[None]]
 
 log = structlog.get_logger("winkit.service")
+
+
+def from_state(name: str) -> Any:
+    """A dependency on a domain object the app built at start-up (``app.state.<name>``)."""
+
+    def dependency(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return Depends(dependency)
 
 
 class UnexpectedErrorMiddleware:

@@ -89,10 +89,7 @@ class Settings(BaseSettings):
     @cached_property
     def embedded_mongodb_uri(self) -> str:
         # SecantusDB: one-member replica set; retryWrites=false keeps inserts fast there.
-        return (
-            f"mongodb://127.0.0.1:{self.embedded_mongodb_port}/"
-            "?directConnection=true&retryWrites=false"
-        )
+        return f"mongodb://127.0.0.1:{self.embedded_mongodb_port}/?directConnection=true&retryWrites=false"
 
     def mongodb_uri_for(self, service: ServiceName) -> str:
         specific = getattr(self, f"{service}_mongodb_uri")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -69,7 +70,7 @@ async def create_account(
 
 async def ensure_dev_staff(store: UsersStore) -> None:
     if await store.user_by_email(email_key(DEV_STAFF_EMAIL)) is None:
-        try:
+        with contextlib.suppress(Conflict):  # created concurrently by another instance
             await create_account(
                 store,
                 name="Winkit Staff (dev)",
@@ -77,8 +78,6 @@ async def ensure_dev_staff(store: UsersStore) -> None:
                 password=DEV_STAFF_PASSWORD,
                 role=Role.STAFF,
             )
-        except Conflict:
-            pass  # created concurrently
 
 
 class Accounts:
@@ -87,9 +86,7 @@ class Accounts:
         self._otp = otp
         self._issuer = issuer
 
-    async def register(
-        self, *, name: str, email: str, password: str, otp: str, phone: str | None
-    ) -> dict[str, Any]:
+    async def register(self, *, name: str, email: str, password: str, otp: str, phone: str | None) -> dict[str, Any]:
         # Refuse a taken address before spending the code, so the user can still use it.
         if await self._store.user_by_email(email_key(email)) is not None:
             raise Conflict("An account with this email already exists.")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import EmailStr, ValidationError
 
 from winkit.platform.auth import CurrentPrincipal
+from winkit.platform.service import from_state
 from winkit.users.accounts import Accounts
 from winkit.users.mail import DevOutboxSender
 from winkit.users.otp import OtpService
@@ -27,16 +28,8 @@ from winkit.users.schemas import (
 router = APIRouter()
 
 
-def _accounts(request: Request) -> Accounts:
-    return request.app.state.accounts
-
-
-def _otp(request: Request) -> OtpService:
-    return request.app.state.otp
-
-
-AccountsDep = Annotated[Accounts, Depends(_accounts)]
-OtpDep = Annotated[OtpService, Depends(_otp)]
+AccountsDep = Annotated[Accounts, from_state("accounts")]
+OtpDep = Annotated[OtpService, from_state("otp")]
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -109,9 +102,7 @@ async def get_profile(
 
 
 @router.patch("/profile", response_model=Profile, tags=["profile"])
-async def update_profile(
-    body: ProfileUpdate, principal: CurrentPrincipal, accounts: AccountsDep
-) -> dict[str, Any]:
+async def update_profile(body: ProfileUpdate, principal: CurrentPrincipal, accounts: AccountsDep) -> dict[str, Any]:
     """Change name and phone; role, email and id are not changeable here."""
     return await accounts.update_profile(principal, body.model_dump(exclude_unset=True))
 

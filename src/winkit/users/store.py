@@ -26,9 +26,7 @@ class UsersStore:
         # email_key is the case-folded address: the unique index makes the email
         # case-insensitively unique without relying on collation support.
         await self.users.create_indexes([IndexModel([("email_key", ASCENDING)], unique=True)])
-        await self.codes.create_indexes(
-            [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)]
-        )
+        await self.codes.create_indexes([IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)])
         await self.mail.create_indexes(
             [
                 IndexModel([("to_key", ASCENDING), ("sent_at", DESCENDING)]),
