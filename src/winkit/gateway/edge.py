@@ -1,0 +1,73 @@
+"""What the gateway checks before a request may reach a service: limits and tokens."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope
+
+from winkit.gateway.policy import is_sign_in, needs_token
+from winkit.gateway.ratelimit import RateLimits
+from winkit.platform.auth import JwksSource, Principal, TokenVerifier
+from winkit.platform.errors import Unauthorized
+from winkit.platform.settings import Settings
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class Edge:
+    def __init__(self, settings: Settings) -> None:
+        self.limits = RateLimits(settings)
+        source = JwksSource(settings.effective_jwks_url, settings.jwks_cache_seconds)
+        self._verifier = TokenVerifier(source, settings)
+
+    async def admit(self, service: str, method: str, path: str, client_ip: str, authorization: str | None) -> None:
+        """Raise the problem (401, 429) that stops this request here, if any."""
+        # The per-IP count comes first, so a flood of forged tokens is cut off before
+        # each one costs a signature check.
+        await self.limits.hit_default("ip", client_ip)
+        if authorization is not None:
+            principal = await self._verify(authorization)
+            await self.limits.hit_default("user", principal.user_id)
+        elif needs_token(service, method, path):
+            raise Unauthorized()
+        if is_sign_in(service, method, path):
+            await self.limits.hit_sign_in("ip", client_ip)
+
+    async def admit_email(self, scope: Scope, body: bytes) -> None:
+        """Login and code requests also count per email, whichever IPs they come from."""
+        email = await _email_in(scope, body)
+        if email:
+            await self.limits.hit_sign_in("email", email)
+
+    async def _verify(self, authorization: str) -> Principal:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("The Authorization header must hold a bearer token.")
+        return await self._verifier.verify(token.strip())
+
+
+async def _email_in(scope: Scope, body: bytes) -> str | None:
+    """The account a sign-in body names: JSON ``email``, or the OAuth2 form's ``username``."""
+    request = Request(scope, _replay(body))
+    value: object = None
+    if request.headers.get("content-type", "").startswith(_FORM_TYPES):
+        async with request.form() as form:
+            value = form.get("username") or form.get("email")
+    else:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None  # the service answers 422; the per-IP limit still counted it
+        value = data.get("email") if isinstance(data, dict) else None
+    return value.strip().lower() if isinstance(value, str) and value.strip() else None
+
+
+def _replay(body: bytes) -> Receive:
+    """An ASGI receive that hands over a body already read."""
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive

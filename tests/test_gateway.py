@@ -1,0 +1,598 @@
+"""The API gateway on a real socket, in front of the real services of the test stack."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import redis
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from harness import LiveServer, bound_socket, free_port, register, unique_email
+from limits.aio.storage import MemoryStorage, RedisStorage
+from test_users_api import assert_problem
+
+from winkit.gateway.app import create_app
+from winkit.gateway.policy import SERVICE_NAMES
+from winkit.gateway.ratelimit import rate_limit_storage
+from winkit.launcher import Child, Supervisor
+
+ALLOWED_ORIGIN = "http://localhost:8080"
+
+
+class Gateways:
+    """Gateway instances in front of the stack, all stopped when the module ends."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+        self.services = [name for name in SERVICE_NAMES if name in stack.servers]
+        self._servers: list[LiveServer] = []
+        self._clients: list[httpx.Client] = []
+
+    def start(self, **overrides: Any) -> httpx.Client:
+        settings = self.stack.settings.model_copy(update=overrides)
+        server = LiveServer(create_app(settings, services=self.services), bound_socket())
+        server.start()
+        self._servers.append(server)
+        client = httpx.Client(base_url=server.url, timeout=30)
+        self._clients.append(client)
+        return client
+
+    def stop_all(self) -> None:
+        for client in self._clients:
+            client.close()
+        for server in self._servers:
+            server.stop()
+
+
+@pytest.fixture(scope="module")
+def gateways(stack: Any) -> Iterator[Gateways]:
+    started = Gateways(stack)
+    yield started
+    started.stop_all()
+
+
+@pytest.fixture(scope="module")
+def gateway(gateways: Gateways) -> httpx.Client:
+    """The gateway as configured for the stack (default limits)."""
+    return gateways.start()
+
+
+@pytest.fixture(scope="module")
+def strict(gateways: Gateways) -> httpx.Client:
+    """Tiny limits and body cap. Its tests each come from their own client IPs (X-Forwarded-For
+    is trusted from loopback, as uvicorn does by default), so they do not share counters.
+    Hourly windows: a window edge passing mid-test (which lets a sliding window count one hit
+    less) is then all but impossible."""
+    return gateways.start(
+        gateway_auth_rate_limit="3/hour",
+        gateway_default_rate_limit="5/hour",
+        gateway_max_body_bytes=1024,
+    )
+
+
+def root(client: httpx.Client) -> str:
+    return str(client.base_url).rstrip("/")
+
+
+def require(stack: Any, service: str) -> None:
+    if service not in stack.servers:
+        pytest.skip(f"the {service} service is not in the test stack yet")
+
+
+def from_ip(ip: str, **headers: str) -> dict[str, str]:
+    return {"X-Forwarded-For": ip, **headers}
+
+
+def assert_edge_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """A problem the gateway answered itself: services name their own path as the instance
+    (``/profile``), the gateway the public one (``/api/users/profile``)."""
+    body = assert_problem(response, status)
+    assert body["instance"] == response.request.url.path and body["instance"].startswith("/api/")
+    return body
+
+
+def forged_token(stack: Any) -> str:
+    """Well-formed, naming the real key id, but signed with another key."""
+    kid = httpx.get(f"{stack.servers['users'].url}/.well-known/jwks.json").json()["keys"][0]["kid"]
+    now = int(time.time())
+    claims = {
+        "sub": "intruder",
+        "role": "admin",
+        "iss": stack.settings.jwt_issuer,
+        "aud": stack.settings.jwt_audience,
+        "iat": now,
+        "exp": now + 600,
+    }
+    return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid})
+
+
+def raw_get_status(base_url: str, target: str) -> int:
+    """GET a request target byte for byte (httpx would resolve ``..`` before sending)."""
+    url = httpx.URL(base_url)
+    with socket.create_connection((url.host, url.port), timeout=10) as conn:
+        conn.sendall(f"GET {target} HTTP/1.1\r\nHost: {url.netloc.decode()}\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+class RecordingUpstream:
+    """A raw HTTP/1.1 server on loopback that records each request head and always gives the
+    same answer: it shows exactly what the gateway puts on the wire, both ways."""
+
+    def __init__(self, response: bytes) -> None:
+        self.response = response
+        self.heads: list[bytes] = []
+        self.sock = bound_socket()
+        self.sock.listen()
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn:
+            buffer = b""
+            while True:  # keep-alive: one answer per request head (GETs, no bodies)
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                self.heads.append(head)
+                conn.sendall(self.response)
+
+    def last_request(self) -> tuple[str, dict[str, list[str]]]:
+        request_line, *lines = self.heads[-1].decode("latin-1").split("\r\n")
+        headers: dict[str, list[str]] = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers.setdefault(name.strip().lower(), []).append(value.strip())
+        return request_line, headers
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+# --- routing -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_each_prefix_reaches_its_service(gateway, stack, service):
+    require(stack, service)
+    response = gateway.get(f"/api/{service}/")
+    assert response.status_code == 200 and response.json()["service"] == service
+
+
+def test_query_string_is_kept(gateway, catalog):
+    params = {"limit": 3, "offset": 2}
+    through = gateway.get("/api/catalog/products", params=params)
+    assert through.status_code == 200
+    assert [p["id"] for p in through.json()] == [p["id"] for p in catalog.get("/products", params=params).json()]
+
+
+def test_image_urls_point_at_the_gateway(gateway):
+    [product] = gateway.get("/api/catalog/products", params={"limit": 1}).json()
+    assert product["image_url"] == f"{root(gateway)}/api/catalog/products/{product['id']}/image.svg"
+    image = gateway.get(product["image_url"])
+    assert image.status_code == 200 and image.headers["content-type"].startswith("image/svg+xml")
+    category = gateway.get("/api/catalog/categories").json()[0]
+    assert category["image_url"].startswith(f"{root(gateway)}/api/catalog/categories/")
+    assert gateway.get(category["image_url"]).status_code == 200
+
+
+def test_cart_route_reaches_the_orders_service(gateway, stack):
+    require(stack, "orders")
+    shopper = stack.customer()
+    [product] = gateway.get("/api/catalog/products", params={"limit": 1}).json()
+    added = gateway.post("/api/orders/cart/add", json={"product_id": product["id"]}, headers=shopper.headers)
+    assert added.status_code == 200, added.text
+    assert [line["product_id"] for line in added.json()["items"]] == [product["id"]]
+
+
+def test_delivery_route_reaches_the_delivery_service(gateway, stack):
+    require(stack, "delivery")
+    order_id = uuid.uuid4().hex[:24]
+    answer = gateway.get(f"/api/delivery/order/{order_id}/status", headers=stack.customer().headers)
+    # The delivery service's own 404, naming its own path: the request got there.
+    assert assert_problem(answer, 404)["instance"] == f"/order/{order_id}/status"
+
+
+def test_internal_routes_are_not_exposed(gateway):
+    for method in ("GET", "POST"):
+        response = gateway.request(method, "/api/catalog/internal/reservations", json={})
+        assert_edge_problem(response, 404)
+    # Escaped, dotted and doubled spellings of the same path do not slip through either.
+    for target in (
+        "/api/catalog/%69nternal/reservations",
+        "/api/catalog/x/../internal/reservations",
+        "/api/catalog//internal/reservations",
+    ):
+        assert raw_get_status(root(gateway), target) == 404, target
+
+
+def test_service_metrics_stay_inside(gateway):
+    for service in ("users", "catalog", "orders", "delivery"):
+        assert_edge_problem(gateway.get(f"/api/{service}/metrics"), 404)
+    assert "http_requests_total" in gateway.get("/metrics").text  # the gateway's own
+
+
+def test_unknown_prefix_is_a_404_problem(gateway):
+    assert_problem(gateway.get("/api/payments/charges"), 404)
+    assert_problem(gateway.get("/nothing-here"), 404)
+
+
+# --- tokens at the edge --------------------------------------------------------------
+
+
+def test_protected_routes_need_a_token_at_the_edge(gateway, stack):
+    for method, path in [("GET", "/api/users/profile"), ("POST", "/api/catalog/products")]:
+        response = gateway.request(method, path, json={})
+        assert_edge_problem(response, 401)
+        assert response.headers["www-authenticate"] == "Bearer"
+    for service in ("orders", "delivery"):
+        if service in stack.servers:
+            assert_edge_problem(gateway.get(f"/api/{service}/orders"), 401)
+            assert gateway.get(f"/api/{service}/health").status_code == 200
+
+
+def test_public_routes_need_no_token(gateway):
+    assert gateway.get("/api/catalog/products", params={"limit": 1}).status_code == 200
+    assert gateway.get("/api/users/.well-known/jwks.json").json()["keys"]
+
+
+def test_a_forged_or_foreign_token_is_refused_even_on_public_routes(gateway, stack):
+    # The catalog serves products to anyone, so only the gateway can have said no.
+    for authorization in (f"Bearer {forged_token(stack)}", "Bearer not-a-jwt", "Basic dXNlcjpwYXNz"):
+        response = gateway.get("/api/catalog/products", headers={"Authorization": authorization})
+        assert_edge_problem(response, 401)
+
+
+def test_a_valid_token_passes_and_services_still_check_roles(gateway, stack):
+    shopper = stack.customer()
+    profile = gateway.get("/api/users/profile", headers=shopper.headers)
+    assert profile.status_code == 200 and profile.json()["email"] == shopper.email
+    refused = gateway.post("/api/catalog/products", json={}, headers=shopper.headers)
+    assert assert_problem(refused, 403)["instance"] == "/products"  # the catalog's own answer
+
+
+# --- rate limits ---------------------------------------------------------------------
+
+
+def assert_rate_limited(response: httpx.Response) -> None:
+    body = assert_edge_problem(response, 429)
+    assert body["type"].endswith("/too-many-requests")
+    assert 1 <= int(response.headers["retry-after"]) <= 3600
+
+
+def test_sign_in_routes_are_limited_per_ip(strict):
+    headers = from_ip("10.0.1.1")
+    for _ in range(3):
+        attempt = strict.post("/api/users/login", json={"email": unique_email(), "password": "x" * 12}, headers=headers)
+        assert attempt.status_code == 401  # the user service's answer
+    assert_rate_limited(
+        strict.post("/api/users/login", json={"email": unique_email(), "password": "y"}, headers=headers)
+    )
+    # Other routes from that IP still have their generous allowance.
+    assert strict.get("/api/catalog/products", params={"limit": 1}, headers=headers).status_code == 200
+
+
+def test_login_is_limited_per_email_across_ips(strict, stack):
+    shopper = stack.customer()
+    form = {"username": shopper.email, "password": shopper.password}
+    # The OAuth2 form counts like JSON, and the body read at the edge still reaches the service.
+    assert strict.post("/api/users/login", data=form, headers=from_ip("10.0.2.1")).status_code == 200
+    for ip in ("10.0.2.2", "10.0.2.3"):
+        wrong = {"email": shopper.email.upper(), "password": "wrong password"}
+        assert strict.post("/api/users/login", json=wrong, headers=from_ip(ip)).status_code == 401
+    assert_rate_limited(strict.post("/api/users/login", data=form, headers=from_ip("10.0.2.4")))
+
+
+def test_one_time_codes_are_limited_per_email_across_ips(strict):
+    email = unique_email()
+    assert strict.post("/api/users/otp/send", json={"email": email}, headers=from_ip("10.0.6.1")).status_code == 202
+    for ip in ("10.0.6.2", "10.0.6.3"):  # the user service's own resend cooldown answers these
+        cooldown = strict.post("/api/users/otp/send", json={"email": email}, headers=from_ip(ip))
+        assert assert_problem(cooldown, 429)["instance"] == "/otp/send"
+    assert_rate_limited(strict.post("/api/users/otp/send", json={"email": email}, headers=from_ip("10.0.6.4")))
+
+
+def test_other_routes_are_limited_per_ip(strict):
+    headers = from_ip("10.0.3.1")
+    for _ in range(5):
+        assert strict.get("/api/catalog/products", params={"limit": 1}, headers=headers).status_code == 200
+    assert_rate_limited(strict.get("/api/catalog/products", params={"limit": 1}, headers=headers))
+    assert strict.get("/api/catalog/products", params={"limit": 1}, headers=from_ip("10.0.3.2")).status_code == 200
+
+
+def test_other_routes_are_limited_per_user_across_ips(strict, stack):
+    shopper = stack.customer()
+    for n in range(5):
+        response = strict.get("/api/users/profile", headers=from_ip(f"10.0.4.{n}", **shopper.headers))
+        assert response.status_code == 200
+    assert_rate_limited(strict.get("/api/users/profile", headers=from_ip("10.0.4.9", **shopper.headers)))
+
+
+def test_rate_limit_storage_comes_from_the_settings_uri():
+    assert isinstance(rate_limit_storage("memory://"), MemoryStorage)
+    assert isinstance(rate_limit_storage("redis://cache:6379/0"), RedisStorage)
+
+
+@pytest.fixture(scope="module")
+def redis_url(workdir: Path) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def answers() -> bool:
+        try:
+            with redis.Redis.from_url(url, socket_timeout=0.5) as client:
+                return bool(client.ping())
+        except redis.RedisError:
+            return False
+
+    argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    supervisor = Supervisor(workdir / "logs")
+    supervisor.start(Child(name="redis", argv=argv, port=port, is_ready=answers), timeout=30)
+    yield url
+    supervisor.stop_all()
+
+
+def test_gateway_replicas_share_limits_through_redis(gateways, redis_url):
+    one, two = (
+        gateways.start(gateway_rate_limit_storage=redis_url, gateway_default_rate_limit="3/hour") for _ in range(2)
+    )
+    headers = from_ip("10.0.7.1")
+    for gateway in (one, two, one):
+        assert gateway.get("/api/catalog/categories", headers=headers).status_code == 200
+    assert_rate_limited(two.get("/api/catalog/categories", headers=headers))
+
+
+def test_limits_fail_open_while_redis_is_away(gateways):
+    refusing = bound_socket()
+    try:
+        storage = f"redis://127.0.0.1:{refusing.getsockname()[1]}/0"
+        gateway = gateways.start(gateway_rate_limit_storage=storage, gateway_default_rate_limit="1/hour")
+        for _ in range(3):
+            assert gateway.get("/api/catalog/categories").status_code == 200
+    finally:
+        refusing.close()
+
+
+# --- body cap ------------------------------------------------------------------------
+
+
+def test_a_body_over_the_cap_is_refused_by_content_length(strict):
+    response = strict.post(
+        "/api/users/register",
+        content=b"x" * 2000,
+        headers=from_ip("10.0.5.1", **{"Content-Type": "application/json"}),
+    )
+    assert_edge_problem(response, 413)
+
+
+def test_a_chunked_body_is_cut_off_once_over_the_cap(strict):
+    chunks = iter([b" " * 512] * 4)  # no length up front: Transfer-Encoding: chunked
+    response = strict.post(
+        "/api/users/register",
+        content=chunks,
+        headers=from_ip("10.0.5.2", **{"Content-Type": "application/json"}),
+    )
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert_edge_problem(response, 413)
+
+
+def test_a_body_under_the_cap_is_streamed_through(strict):
+    response = strict.post("/api/users/register", content=iter([b"{", b"}"]), headers=from_ip("10.0.5.3"))
+    assert assert_problem(response, 422)["type"].endswith("/validation")  # the service read it
+
+
+# --- CORS ----------------------------------------------------------------------------
+
+
+def test_cors_preflight_is_answered_at_the_gateway(gateway):
+    preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+    allowed = gateway.options("/api/users/profile", headers={"Origin": ALLOWED_ORIGIN, **preflight})
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == ALLOWED_ORIGIN
+    assert "POST" in allowed.headers["access-control-allow-methods"]
+    refused = gateway.options("/api/users/profile", headers={"Origin": "https://evil.example", **preflight})
+    assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+
+
+def test_cors_headers_only_for_allowed_origins(gateway):
+    allowed = gateway.get("/api/catalog/categories", headers={"Origin": ALLOWED_ORIGIN})
+    assert allowed.headers.get_list("access-control-allow-origin") == [ALLOWED_ORIGIN]
+    assert "x-request-id" in allowed.headers["access-control-expose-headers"].lower()
+    refused = gateway.get("/api/catalog/categories", headers={"Origin": "https://evil.example"})
+    assert refused.status_code == 200 and "access-control-allow-origin" not in refused.headers
+
+
+# --- upstream failures ---------------------------------------------------------------
+
+
+def test_a_service_that_refuses_connections_is_a_503_naming_it(gateways):
+    refusing = bound_socket()  # bound, never listening: connections are refused
+    try:
+        broken = gateways.start(catalog_url=f"http://127.0.0.1:{refusing.getsockname()[1]}")
+        body = assert_edge_problem(broken.get("/api/catalog/products"), 503)
+        assert body["service"] == "catalog" and "catalog" in body["detail"]
+        health = assert_problem(broken.get("/health"), 503)
+        assert health["down"] == ["catalog"]
+        assert health["services"]["catalog"] == "down" and health["services"]["users"] == "ok"
+    finally:
+        refusing.close()
+
+
+def test_a_service_that_never_answers_is_a_504(gateways):
+    silent = bound_socket()
+    silent.listen()  # the kernel accepts connections; nobody ever reads or answers
+    try:
+        slow = gateways.start(catalog_url=f"http://127.0.0.1:{silent.getsockname()[1]}", gateway_upstream_timeout=0.5)
+        started = time.monotonic()
+        body = assert_edge_problem(slow.get("/api/catalog/products"), 504)
+        assert body["service"] == "catalog" and time.monotonic() - started < 5
+    finally:
+        silent.close()
+
+
+# --- request ids, headers, compression -----------------------------------------------
+
+
+def test_request_id_is_kept_or_issued_and_returned_once(gateway):
+    kept = gateway.get("/api/catalog/categories", headers={"X-Request-ID": "gateway-test-42"})
+    assert kept.headers.get_list("x-request-id") == ["gateway-test-42"]
+    issued = gateway.get("/api/catalog/categories")
+    [request_id] = issued.headers.get_list("x-request-id")
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+    unsafe = gateway.get("/api/catalog/categories", headers={"X-Request-ID": "no spaces allowed"})
+    assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["x-request-id"])
+
+
+def test_what_the_gateway_sends_upstream_and_returns(gateways):
+    body = gzip.compress(json.dumps({"numbers": list(range(300))}).encode())
+    upstream = RecordingUpstream(
+        b"HTTP/1.1 200 OK\r\n"
+        b"Content-Type: application/json\r\n"
+        b"Content-Encoding: gzip\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+        b"Connection: keep-alive, X-Upstream-Hop\r\n"
+        b"Keep-Alive: timeout=5\r\n"
+        b"X-Upstream-Hop: 1\r\n"
+        b"X-Request-ID: chosen-by-upstream\r\n"
+        b"Access-Control-Allow-Origin: *\r\n"
+        b"Set-Cookie: upstream-session=1; Path=/\r\n"
+        b"X-End-To-End: kept\r\n\r\n" + body
+    )
+    try:
+        probe = gateways.start(catalog_url=upstream.url)
+        response = probe.get(
+            "/api/catalog/products/a%2Fb",
+            params={"q": "two words"},
+            headers={
+                "X-Request-ID": "probe-1",
+                "Connection": "keep-alive, X-Client-Hop",
+                "X-Client-Hop": "1",
+                "TE": "trailers",
+                "Proxy-Authorization": "Basic c2VjcmV0",
+                "X-Forwarded-Prefix": "/elsewhere",
+                "Accept-Encoding": "gzip",
+            },
+        )
+        request_line, sent = upstream.last_request()
+        # Path escaping and query string as the client wrote them.
+        assert request_line == "GET /products/a%2Fb?q=two+words HTTP/1.1"
+        assert sent["host"] == [probe.base_url.netloc.decode()]
+        assert sent["x-forwarded-prefix"] == ["/api/catalog"]
+        assert sent["x-forwarded-proto"] == ["http"] and sent["x-forwarded-for"] == ["127.0.0.1"]
+        assert sent["x-request-id"] == ["probe-1"]  # the same id the client sees
+        assert not {"x-client-hop", "te", "proxy-authorization", "keep-alive"} & set(sent)
+
+        assert response.status_code == 200 and response.headers["x-end-to-end"] == "kept"
+        assert response.headers.get_list("x-request-id") == ["probe-1"]
+        assert not {"x-upstream-hop", "keep-alive", "access-control-allow-origin"} & set(response.headers)
+        # Already compressed upstream: passed through as is, not compressed twice.
+        assert response.headers.get_list("content-encoding") == ["gzip"]
+        assert response.json() == {"numbers": list(range(300))}
+        assert len(response.headers.get_list("date")) == 1
+        # Cookies are the client's business: passed on, never replayed upstream by the shared client.
+        assert response.headers["set-cookie"].startswith("upstream-session=1")
+        probe.cookies.clear()
+        probe.get("/api/catalog/products")
+        assert "cookie" not in upstream.last_request()[1]
+    finally:
+        upstream.close()
+
+
+def test_large_responses_are_gzipped_small_ones_not(gateway):
+    products = gateway.get("/api/catalog/products", headers={"Accept-Encoding": "gzip"})
+    assert products.headers["content-encoding"] == "gzip"
+    assert products.num_bytes_downloaded < len(products.content) / 3 and len(products.json()) >= 60
+    plain = gateway.get("/api/catalog/products", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.json() == products.json()
+    small = gateway.get("/api/catalog/", headers={"Accept-Encoding": "gzip"})
+    assert "content-encoding" not in small.headers
+
+
+# --- gateway's own routes ------------------------------------------------------------
+
+
+def test_root_health_and_metrics(gateway, gateways):
+    assert gateway.get("/").json()["service"] == "gateway"
+    health = gateway.get("/health")
+    assert health.status_code == 200
+    assert health.json() == {"status": "ok", "services": dict.fromkeys(gateways.services, "ok")}
+    gateway.get("/api/catalog/categories")
+    metrics = gateway.get("/metrics").text
+    assert 'service="gateway"' in metrics and 'route="/api/catalog"' in metrics
+
+
+def test_combined_openapi_covers_every_service(gateway, stack):
+    document = gateway.get("/openapi.json").json()
+    paths = document["paths"]
+    assert {"/api/catalog/products", "/api/users/login", "/api/users/profile", "/health"} <= set(paths)
+    for service in ("orders", "delivery"):
+        if service in stack.servers:
+            assert any(path.startswith(f"/api/{service}/") for path in paths)
+    assert not [p for p in paths if "/internal" in p or p.endswith(("/api/catalog/health", "/api/users/"))]
+    schemas = document["components"]["schemas"]
+    assert "catalog.Product" in schemas and "users.TokenResponse" in schemas
+    refs = re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document))
+    assert refs and all(ref in schemas for ref in refs)
+    operation_ids = [op["operationId"] for item in paths.values() for op in item.values() if "operationId" in op]
+    assert len(operation_ids) == len(set(operation_ids))
+    [scheme] = document["components"]["securitySchemes"].values()
+    assert scheme["flows"]["password"]["tokenUrl"] == "/api/users/login"
+    swagger = gateway.get("/docs")
+    assert swagger.status_code == 200 and "/openapi.json" in swagger.text
+
+
+def test_openapi_is_fetched_again_once_a_missing_service_is_back(gateways, stack):
+    from winkit.users.app import create_app as users_app
+
+    later = bound_socket()  # users is refused at first, then served from this socket
+    gateway = gateways.start(users_url=f"http://127.0.0.1:{later.getsockname()[1]}")
+    paths = gateway.get("/openapi.json").json()["paths"]
+    assert "/api/catalog/products" in paths and "/api/users/login" not in paths
+    users = LiveServer(users_app(stack.settings), later)
+    users.start()
+    try:
+        assert "/api/users/login" in gateway.get("/openapi.json").json()["paths"]
+        assert gateway.get("/health").status_code == 200
+    finally:
+        users.stop()
+
+
+# --- the whole journey ---------------------------------------------------------------
+
+
+def test_sign_up_and_shop_through_the_gateway(gateway):
+    with httpx.Client(base_url=f"{root(gateway)}/api/users", timeout=30) as users:
+        # otp/send, the code from dev/outbox?to=, register, login: each through the gateway.
+        shopper = register(users, unique_email("gateway"))
+    profile = gateway.get("/api/users/profile", headers=shopper.headers)
+    assert profile.status_code == 200 and profile.json()["email"] == shopper.email
+    products = gateway.get("/api/catalog/products", headers=shopper.headers)
+    assert products.status_code == 200 and products.json()
