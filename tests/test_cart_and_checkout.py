@@ -74,7 +74,7 @@ def test_unknown_deleted_and_malformed_products_are_404(orders, catalog, stack, 
     shopper = stack.customer()
     gone = new_product(catalog, staff, stock=5)
     catalog.delete(f"/products/{gone['id']}", headers=staff)
-    for product_id in ("0123456789abcdef01234567", gone["id"], "not-an-id"):
+    for product_id in ("0123456789abcdef01234567", gone["id"], "not-an-id", f"{gone['id']}/", "a/../b"):
         response = orders.post("/cart/add", json={"product_id": product_id}, headers=shopper.headers)
         assert_problem(response, 404)
 

@@ -24,6 +24,7 @@ def test_root_and_health(users, catalog):
 
 def test_unknown_route_is_a_404_problem(catalog):
     assert_problem(catalog.get("/no/such/route"), 404)
+    assert_problem(catalog.get("/products/"), 404)  # no redirect to /products
     assert_problem(catalog.put("/products"), 405)
 
 

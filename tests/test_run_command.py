@@ -86,6 +86,9 @@ def test_run_serves_everything_and_ctrl_c_stops_it_all(env, ports):
         assert users.post("/register", json=body).status_code == 201
         products = httpx.get(f"http://127.0.0.1:{ports['catalog']}/products", timeout=10).json()
         assert len(products) >= 60
+        gateway = f"http://127.0.0.1:{ports['gateway']}"
+        assert httpx.get(f"{gateway}/health", timeout=10).json()["services"] == dict.fromkeys(SERVICES, "ok")
+        assert len(httpx.get(f"{gateway}/api/catalog/products", timeout=10).json()) == len(products)
     finally:
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0

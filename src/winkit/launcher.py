@@ -122,7 +122,9 @@ def nats_child(port: int, monitor_port: int, data_dir: Path) -> Child:
     )
 
 
-def service_child(name: str, app_factory: str, host: str, port: int, env: dict[str, str]) -> Child:
+def service_child(
+    name: str, app_factory: str, host: str, port: int, env: dict[str, str], ready_path: str = "/health"
+) -> Child:
     argv = [*PYTHON, "-m", "uvicorn", app_factory, "--factory"]
     argv += ["--host", host, "--port", str(port), "--no-access-log", "--log-level", "warning"]
     return Child(
@@ -130,7 +132,7 @@ def service_child(name: str, app_factory: str, host: str, port: int, env: dict[s
         argv=argv,
         port=port,
         env=env,
-        is_ready=lambda: http_ok(f"http://{host}:{port}/health"),
+        is_ready=lambda: http_ok(f"http://{host}:{port}{ready_path}"),
     )
 
 
@@ -202,6 +204,9 @@ def planned_children(settings: Settings) -> list[Child]:
     for name, factory in SERVICES:
         port = httpx.URL(settings.service_url(name)).port or 80  # type: ignore[arg-type]
         children.append(service_child(f"{name} service", factory, settings.host, port, env))
+    # Started last, once every service it fronts is healthy; ready when it answers itself.
+    gateway = "winkit.gateway.app:create_app"
+    children.append(service_child("gateway", gateway, settings.host, settings.gateway_port, env, ready_path="/"))
     return children
 
 

@@ -21,7 +21,7 @@ class ProductQuery(BaseModel):
     category: Annotated[str | None, Field(max_length=120)] = None
     q: Annotated[str | None, Field(max_length=100, description="Case-insensitive name search")] = None
     limit: Annotated[int | None, Field(ge=1, le=500)] = None
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Annotated[int, Field(ge=0, le=100_000)] = 0
 
 
 class Product(BaseModel):

@@ -37,6 +37,18 @@ def from_state(name: str) -> Any:
     return Depends(dependency)
 
 
+def allow_cors(app: FastAPI, settings: Settings) -> None:
+    """Browsers may call from the configured origins only; others get no grant."""
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+    )
+
+
 class UnexpectedErrorMiddleware:
     """Turns an unhandled exception into a 500 problem inside the request-id middleware,
     so even that response carries X-Request-ID and no stack trace reaches the client."""
@@ -97,6 +109,9 @@ def create_service_app(
         description=description,
         version=__version__,
         lifespan=lifespan,
+        # An API answers a path it does not have with a 404 problem, not a redirect that
+        # clients (and other services) would have to follow.
+        redirect_slashes=False,
         responses={"default": {"description": "Problem details (RFC 9457)"}},
     )
     install_error_handlers(app)
@@ -123,13 +138,6 @@ def create_service_app(
     app.add_route("/metrics", metrics.render, include_in_schema=False)
     app.include_router(router)
     app.add_middleware(UnexpectedErrorMiddleware)
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_origins,
-        allow_credentials=True,
-        allow_methods=["*"],
-        allow_headers=["*"],
-        expose_headers=["X-Request-ID", "Retry-After"],
-    )
+    allow_cors(app, settings)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app
