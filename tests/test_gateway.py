@@ -19,7 +19,7 @@ import jwt
 import pytest
 import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from harness import LiveServer, bound_socket, free_port, register, unique_email
+from harness import LiveServer, bound_socket, eventually, free_port, register, unique_email
 from limits.aio.storage import MemoryStorage, RedisStorage
 from test_users_api import assert_problem
 
@@ -588,7 +588,7 @@ def test_openapi_is_fetched_again_once_a_missing_service_is_back(gateways, stack
 # --- the whole journey ---------------------------------------------------------------
 
 
-def test_sign_up_and_shop_through_the_gateway(gateway):
+def test_sign_up_and_shop_through_the_gateway(gateway, stack):
     with httpx.Client(base_url=f"{root(gateway)}/api/users", timeout=30) as users:
         # otp/send, the code from dev/outbox?to=, register, login: each through the gateway.
         shopper = register(users, unique_email("gateway"))
@@ -596,3 +596,28 @@ def test_sign_up_and_shop_through_the_gateway(gateway):
     assert profile.status_code == 200 and profile.json()["email"] == shopper.email
     products = gateway.get("/api/catalog/products", headers=shopper.headers)
     assert products.status_code == 200 and products.json()
+    if "orders" not in stack.servers or "delivery" not in stack.servers:
+        pytest.skip("cart, checkout and delivery need the orders and delivery services")
+
+    product = next(p for p in products.json() if p["stock"] >= 2)
+    added = gateway.post(
+        "/api/orders/cart/add", json={"product_id": product["id"], "quantity": 2}, headers=shopper.headers
+    )
+    assert added.status_code == 200 and added.json()["items"][0]["quantity"] == 2
+    cart = gateway.get("/api/orders/cart", headers=shopper.headers).json()
+    placed = gateway.post("/api/orders/order/create", headers={**shopper.headers, "Idempotency-Key": uuid.uuid4().hex})
+    assert placed.status_code == 201 and placed.json()["total"] == cart["total"]
+    order_id = placed.json()["order_id"]
+
+    status_path = f"/api/delivery/order/{order_id}/status"
+    eventually(lambda: gateway.get(status_path, headers=shopper.headers).status_code == 200)
+    assert gateway.get(status_path, headers=shopper.headers).json()["status"] == "PLACED"
+    staff = stack.staff_headers()
+    moved = gateway.post(f"/api/delivery/order/{order_id}/update-status", headers=staff)
+    assert moved.status_code == 200 and moved.json()["status"] == "CONFIRMED"
+    assert gateway.get(status_path, headers=shopper.headers).json()["status"] == "CONFIRMED"
+
+    def history_status() -> str:
+        return gateway.get("/api/orders/orders", headers=shopper.headers).json()[0]["status"]
+
+    eventually(lambda: history_status() == "CONFIRMED")
