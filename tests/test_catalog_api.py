@@ -52,7 +52,14 @@ def test_limit_and_offset_page_through(catalog):
 
 @pytest.mark.parametrize(
     "params",
-    [{"category[$ne]": "x"}, {"limit": "0"}, {"limit": "ten"}, {"offset": "-1"}, {"offset": str(2**70)}, {"q": "x" * 101}],
+    [
+        {"category[$ne]": "x"},
+        {"limit": "0"},
+        {"limit": "ten"},
+        {"offset": "-1"},
+        {"offset": str(2**70)},
+        {"q": "x" * 101},
+    ],
 )
 def test_bad_or_operator_queries_are_refused(catalog, params):
     assert_problem(catalog.get("/products", params=params), 422)

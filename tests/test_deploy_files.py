@@ -78,9 +78,7 @@ def compose() -> dict[str, Any]:
 @functools.cache
 def k8s_objects() -> tuple[dict[str, Any], ...]:
     """Every object `kubectl apply -k k8s/` creates (the example Secrets are not among them)."""
-    return tuple(
-        doc for path in k8s_files() if path.name not in NOT_RESOURCES for doc in yaml_documents(path)
-    )
+    return tuple(doc for path in k8s_files() if path.name not in NOT_RESOURCES for doc in yaml_documents(path))
 
 
 def objects(kind: str) -> list[dict[str, Any]]:
@@ -199,9 +197,7 @@ def test_dockerfile_builds_a_wheel_in_one_stage_and_runs_it_in_another() -> None
     instructions = dockerfile_instructions()
     args = dict(value.split("=", 1) for kind, value in instructions if kind == "ARG" and "=" in value)
     stages = [
-        value.replace("${PYTHON_IMAGE}", args.get("PYTHON_IMAGE", ""))
-        for kind, value in instructions
-        if kind == "FROM"
+        value.replace("${PYTHON_IMAGE}", args.get("PYTHON_IMAGE", "")) for kind, value in instructions if kind == "FROM"
     ]
     assert len(stages) >= 2
     assert all(stage.startswith("python:3.11-slim") for stage in stages)
@@ -567,7 +563,7 @@ def test_mongodb_replica_set_members_agree_everywhere() -> None:
     assert option(args, "--replSet") == "rs0"
     script = named("ConfigMap", "mongo-init")["data"]["init-replicaset.js"]
     assert all(f'"{member}"' in script for member in members)
-    assert 'NotYetInitialized' in script, "initiates only a set that does not exist yet"
+    assert "NotYetInitialized" in script, "initiates only a set that does not exist yet"
     uri = named("ConfigMap", "winkit-config")["data"]["WINKIT_MONGODB_URI"]
     assert uri == f"mongodb://{','.join(members)}/?replicaSet=rs0"
     named("Job", "mongo-init")
@@ -595,16 +591,10 @@ def test_nats_is_a_three_member_jetstream_cluster() -> None:
 def test_the_ingress_is_the_only_public_entry_and_reaches_the_gateway() -> None:
     ingresses = objects("Ingress")
     assert len(ingresses) == 1
-    backends = [
-        path["backend"]["service"]
-        for rule in ingresses[0]["spec"]["rules"]
-        for path in rule["http"]["paths"]
-    ]
+    backends = [path["backend"]["service"] for rule in ingresses[0]["spec"]["rules"] for path in rule["http"]["paths"]]
     assert backends and all(b["name"] == "gateway" for b in backends)
     gateway = named("Service", "gateway")
-    service_ports = {p.get("name") for p in gateway["spec"]["ports"]} | {
-        p["port"] for p in gateway["spec"]["ports"]
-    }
+    service_ports = {p.get("name") for p in gateway["spec"]["ports"]} | {p["port"] for p in gateway["spec"]["ports"]}
     assert all(next(iter(b["port"].values())) in service_ports for b in backends)
     for service in objects("Service"):
         assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
@@ -613,9 +603,7 @@ def test_the_ingress_is_the_only_public_entry_and_reaches_the_gateway() -> None:
 def test_gateway_has_a_disruption_budget() -> None:
     gateway_pods = pod_labels(named("Deployment", "gateway"))
     budgets = [
-        b
-        for b in objects("PodDisruptionBudget")
-        if labels_match(b["spec"]["selector"]["matchLabels"], gateway_pods)
+        b for b in objects("PodDisruptionBudget") if labels_match(b["spec"]["selector"]["matchLabels"], gateway_pods)
     ]
     assert len(budgets) == 1
     assert budgets[0]["spec"]["minAvailable"] >= 1

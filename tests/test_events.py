@@ -147,3 +147,26 @@ def test_internal_api_needs_a_service_token(catalog, stack):
     assert_problem(
         catalog.post("/internal/reservations", json=body, headers={"Authorization": f"Bearer {forged}"}), 401
     )
+
+
+def test_stock_changes_are_announced_and_published(orders, catalog, stack, staff, mongo):
+    shopper = stack.customer()
+    product = new_product(catalog, staff, stock=9)
+    catalog.patch(f"/products/{product['id']}", json={"stock": 12}, headers=staff)
+    orders.post("/cart/add", json={"product_id": product["id"], "quantity": 2}, headers=shopper.headers)
+    order_id = orders.post("/order/create", headers=shopper.headers).json()["order_id"]
+    outbox = mongo["winkit_catalog"]["outbox"]
+
+    def announced() -> list[dict]:
+        events = list(outbox.find({"type": "stock.changed", "data.product_id": product["id"]}).sort("created_at"))
+        return events if len(events) == 2 and all(e["published_at"] for e in events) else []
+
+    adjusted, reserved = (event["data"] for event in eventually(announced))
+    assert adjusted == {"product_id": product["id"], "stock": 12, "delta": 3, "reason": "adjusted", "order_id": None}
+    assert reserved == {
+        "product_id": product["id"],
+        "stock": 10,
+        "delta": -2,
+        "reason": "reserved",
+        "order_id": order_id,
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from harness import latest_code, register, unique_email
 
@@ -172,3 +173,24 @@ def test_register_then_login_twice_keeps_one_account(users):
     customer = register(users)
     users.post("/otp/send", json={"email": unique_email()})
     assert users.post("/login", json={"email": customer.email, "password": customer.password}).status_code == 200
+
+
+def test_an_expired_code_is_refused(stack):
+    import time
+
+    from harness import LiveServer, bound_socket
+
+    from winkit.users.app import create_app
+
+    server = LiveServer(create_app(stack.settings.model_copy(update={"otp_ttl": 1})), bound_socket())
+    server.start()
+    try:
+        with httpx.Client(base_url=server.url) as short_lived:
+            email = unique_email()
+            assert short_lived.post("/otp/send", json={"email": email}).json() == {"expires_in": 1}
+            code = latest_code(short_lived, email)
+            time.sleep(1.2)
+            body = {"name": "Late", "email": email, "password": "long-enough", "otp": code}
+            assert_problem(short_lived.post("/register", json=body), 400)
+    finally:
+        server.stop()
