@@ -13,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 from winkit.gateway.edge import Edge
 from winkit.gateway.policy import is_internal, is_limited_per_email
 from winkit.gateway.upstreams import Upstreams
-from winkit.platform.errors import NotFound, Problem, ServiceUnavailable
+from winkit.platform.errors import BadGateway, GatewayTimeout, NotFound, PayloadTooLarge, ServiceUnavailable
 
 RawHeaders = list[tuple[bytes, bytes]]
 
@@ -44,18 +44,6 @@ _NOT_FORWARDED = _HOP_BY_HOP | {
 _NOT_RETURNED = _HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
 # CORS is decided at the edge only; a service's own answer would duplicate or contradict it.
 _CORS_RESPONSE_PREFIX = b"access-control-"
-
-
-class PayloadTooLarge(Problem):
-    status, slug = 413, "payload-too-large"
-
-
-class BadGateway(Problem):
-    status, slug = 502, "bad-gateway"
-
-
-class GatewayTimeout(Problem):
-    status, slug = 504, "gateway-timeout"
 
 
 class ServiceProxy:

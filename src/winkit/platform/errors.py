@@ -66,6 +66,10 @@ class Conflict(Problem):
     status, slug = 409, "conflict"
 
 
+class PayloadTooLarge(Problem):
+    status, slug = 413, "payload-too-large"
+
+
 class TooManyRequests(Problem):
     status, slug = 429, "too-many-requests"
 
@@ -73,8 +77,16 @@ class TooManyRequests(Problem):
         super().__init__(detail, headers={"Retry-After": str(max(1, retry_after))}, **kw)
 
 
+class BadGateway(Problem):
+    status, slug = 502, "bad-gateway"
+
+
 class ServiceUnavailable(Problem):
     status, slug = 503, "service-unavailable"
+
+
+class GatewayTimeout(Problem):
+    status, slug = 504, "gateway-timeout"
 
 
 def problem_response(
