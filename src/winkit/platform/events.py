@@ -147,7 +147,6 @@ class EventBus:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.ready = asyncio.Event()
 
     def subscribe(self, event_type: str, handler: Handler) -> None:
         durable = f"{self._service}-{event_type.replace('.', '-')}"
@@ -206,7 +205,6 @@ class EventBus:
         log.info("event_bus_connected", url=self._url)
         for event_type, durable, handler in self._subscriptions:
             self._tasks.append(asyncio.create_task(self._consume(event_type, durable, handler)))
-        self.ready.set()
         await self._relay()
 
     async def _ensure_stream(self) -> None:
