@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from winkit import __version__
+from winkit.platform import idempotency
 from winkit.platform.auth import JwksSource, TokenVerifier
 from winkit.platform.database import close, connect, is_reachable, service_database
 from winkit.platform.errors import (
@@ -20,6 +21,7 @@ from winkit.platform.errors import (
     install_error_handlers,
     problem_response,
 )
+from winkit.platform.idempotency import IdempotencyMiddleware
 from winkit.platform.observability import Metrics, RequestContextMiddleware, configure_logging
 from winkit.platform.settings import ServiceName, Settings
 
@@ -98,6 +100,7 @@ def create_service_app(
         )
         try:
             async with AsyncExitStack() as stack:
+                await idempotency.ensure_indexes(app.state.db)
                 await startup(app, stack)
                 log.info("service_started", service=name, version=__version__)
                 yield
@@ -137,6 +140,7 @@ def create_service_app(
 
     app.add_route("/metrics", metrics.render, include_in_schema=False)
     app.include_router(router)
+    app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(UnexpectedErrorMiddleware)
     allow_cors(app, settings)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)

@@ -1,0 +1,140 @@
+"""Safe retries for every write: the same ``Idempotency-Key`` runs a request once.
+
+For an authenticated POST, PATCH or DELETE that carries ``Idempotency-Key``, the first
+request's answer (any status below 500) is stored for a day in the service's own
+``idempotency_keys`` collection, keyed by the caller, method, path and key. A retry gets
+that answer again, with ``Idempotent-Replayed: true``, and changes nothing. The same key
+with a different body is refused (422); a retry while the first is still running gets 409.
+A 5xx answer is not stored, so the request can be retried for real.
+
+Requests without a token are passed through unchanged: a key alone must not let one
+client read another's stored answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from winkit.platform.database import Document
+from winkit.platform.errors import PROBLEM_TYPE_BASE, Problem, problem_response
+
+HEADER = b"idempotency-key"
+MAX_KEY_LENGTH = 200
+KEEP_SECONDS = 86_400
+_WRITES = frozenset({"POST", "PATCH", "DELETE"})
+
+
+async def ensure_indexes(db: AsyncDatabase[Document]) -> None:
+    await db["idempotency_keys"].create_indexes(
+        [IndexModel([("created_at", ASCENDING)], expireAfterSeconds=KEEP_SECONDS)]
+    )
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = dict(scope.get("headers", ())) if scope["type"] == "http" else {}
+        key = headers.get(HEADER)
+        if scope["type"] != "http" or scope["method"] not in _WRITES or key is None:
+            await self.app(scope, receive, send)
+            return
+        if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii():
+            response = problem_response(422, f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} ASCII characters.")
+            await response(scope, receive, send)
+            return
+        user_id = await self._caller(scope, headers.get(b"authorization"))
+        if user_id is None:
+            await self.app(scope, receive, send)
+            return
+
+        body = await _read_body(receive)
+        state = scope["app"].state
+        records = state.db["idempotency_keys"]
+        record_id = hashlib.sha256(
+            b"\0".join([user_id.encode(), scope["method"].encode(), scope["path"].encode(), key])
+        ).hexdigest()
+        fingerprint = hashlib.sha256(body).hexdigest()
+        try:
+            await records.insert_one({"_id": record_id, "fingerprint": fingerprint, "created_at": datetime.now(UTC)})
+        except DuplicateKeyError:
+            await self._replay(await records.find_one({"_id": record_id}), fingerprint, scope, receive, send)
+            return
+
+        captured: dict[str, Any] = {"body": b""}
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                captured["body"] += message.get("body", b"")
+            await send(message)
+
+        try:
+            await self.app(scope, _replayed(body, receive), capture)
+        finally:
+            if captured.get("status", 500) < 500:
+                done = {"status": captured["status"], "headers": captured["headers"], "body": captured["body"]}
+                await records.update_one({"_id": record_id}, {"$set": done})
+            else:
+                await records.delete_one({"_id": record_id})  # a real retry may run it again
+
+    async def _caller(self, scope: Scope, authorization: bytes | None) -> str | None:
+        scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        try:
+            principal = await scope["app"].state.token_verifier.verify(token.strip())
+        except Problem:
+            return None  # the route answers 401 itself
+        return principal.user_id
+
+    async def _replay(
+        self, record: Document | None, fingerprint: str, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        if record is not None and record["fingerprint"] != fingerprint:
+            response = problem_response(
+                422,
+                "This Idempotency-Key was used with a different request.",
+                type_=PROBLEM_TYPE_BASE + "idempotency-key-reused",
+            )
+        elif record is None or "status" not in record:
+            response = problem_response(409, "A request with this Idempotency-Key is still running; retry shortly.")
+        else:
+            headers = [*record["headers"], (b"idempotent-replayed", b"true")]
+            await send({"type": "http.response.start", "status": record["status"], "headers": headers})
+            await send({"type": "http.response.body", "body": record["body"]})
+            return
+        await response(scope, receive, send)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            return body
+
+
+def _replayed(body: bytes, receive: Receive) -> Receive:
+    """Hand the app the body already read, then the real channel (for disconnects)."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
