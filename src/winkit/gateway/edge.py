@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 from starlette.requests import Request
-from starlette.types import Message, Receive, Scope
+from starlette.types import Scope
 
 from winkit.gateway.policy import is_sign_in, needs_token
 from winkit.gateway.ratelimit import RateLimits
+from winkit.platform.asgi import replay_body
 from winkit.platform.auth import JwksSource, Principal, TokenVerifier
 from winkit.platform.errors import Unauthorized
 from winkit.platform.settings import Settings
@@ -50,7 +51,7 @@ class Edge:
 
 async def _email_in(scope: Scope, body: bytes) -> str | None:
     """The account a sign-in body names: JSON ``email``, or the OAuth2 form's ``username``."""
-    request = Request(scope, _replay(body))
+    request = Request(scope, replay_body(body))
     value: object = None
     if request.headers.get("content-type", "").startswith(_FORM_TYPES):
         async with request.form() as form:
@@ -62,12 +63,3 @@ async def _email_in(scope: Scope, body: bytes) -> str | None:
             return None  # the service answers 422; the per-IP limit still counted it
         value = data.get("email") if isinstance(data, dict) else None
     return value.strip().lower() if isinstance(value, str) and value.strip() else None
-
-
-def _replay(body: bytes) -> Receive:
-    """An ASGI receive that hands over a body already read."""
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return receive

@@ -22,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from winkit.platform.asgi import read_body, replay_body
 from winkit.platform.database import Document
 from winkit.platform.errors import PROBLEM_TYPE_BASE, Problem, problem_response
 
@@ -42,9 +43,12 @@ class IdempotencyMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = dict(scope.get("headers", ())) if scope["type"] == "http" else {}
+        if scope["type"] != "http" or scope["method"] not in _WRITES:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
         key = headers.get(HEADER)
-        if scope["type"] != "http" or scope["method"] not in _WRITES or key is None:
+        if key is None:
             await self.app(scope, receive, send)
             return
         if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isascii():
@@ -56,7 +60,7 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
 
-        body = await _read_body(receive)
+        body = await read_body(receive)
         state = scope["app"].state
         records = state.db["idempotency_keys"]
         record_id = hashlib.sha256(
@@ -80,7 +84,7 @@ class IdempotencyMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, _replayed(body, receive), capture)
+            await self.app(scope, replay_body(body, receive), capture)
         finally:
             if captured.get("status", 500) < 500:
                 done = {"status": captured["status"], "headers": captured["headers"], "body": captured["body"]}
@@ -115,26 +119,3 @@ class IdempotencyMiddleware:
             await send({"type": "http.response.body", "body": record["body"]})
             return
         await response(scope, receive, send)
-
-
-async def _read_body(receive: Receive) -> bytes:
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if not message.get("more_body", False):
-            return body
-
-
-def _replayed(body: bytes, receive: Receive) -> Receive:
-    """Hand the app the body already read, then the real channel (for disconnects)."""
-    delivered = False
-
-    async def replay() -> Message:
-        nonlocal delivered
-        if delivered:
-            return await receive()
-        delivered = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
