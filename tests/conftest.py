@@ -107,25 +107,18 @@ def stack(workdir: Path, mongodb_uri: str, nats_server: Nats) -> Iterator[Stack]
         server.stop()
 
 
-@pytest.fixture
-def users(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.client("users") as client:
-        yield client
+def _client_fixture(service: str):
+    """A function-scoped HTTP client for one service of the stack."""
+
+    @pytest.fixture(name=service)
+    def client(stack: Stack) -> Iterator[httpx.Client]:
+        with stack.client(service) as http:
+            yield http
+
+    return client
 
 
-@pytest.fixture
-def catalog(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.client("catalog") as client:
-        yield client
-
-
-@pytest.fixture
-def orders(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.client("orders") as client:
-        yield client
-
-
-@pytest.fixture
-def delivery(stack: Stack) -> Iterator[httpx.Client]:
-    with stack.client("delivery") as client:
-        yield client
+users = _client_fixture("users")
+catalog = _client_fixture("catalog")
+orders = _client_fixture("orders")
+delivery = _client_fixture("delivery")
