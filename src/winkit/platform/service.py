@@ -17,7 +17,6 @@ from winkit.platform.auth import JwksSource, TokenVerifier
 from winkit.platform.database import close, connect, is_reachable, service_database
 from winkit.platform.errors import (
     PROBLEM_TYPE_BASE,
-    ServiceUnavailable,
     install_error_handlers,
     problem_response,
 )
@@ -132,9 +131,12 @@ def create_service_app(
             # Reported, not fatal: the service keeps serving and catches up when NATS returns.
             checks["nats"] = "ok" if bus.connected else "down"
         if checks["mongodb"] != "ok":
-            problem = ServiceUnavailable(f"The {name} database does not answer.")
             return problem_response(
-                503, problem.detail, type_=PROBLEM_TYPE_BASE + "unhealthy", service=name, checks=checks
+                503,
+                f"The {name} database does not answer.",
+                type_=PROBLEM_TYPE_BASE + "unhealthy",
+                service=name,
+                checks=checks,
             )
         return {"status": "ok", "service": name, "version": __version__, "checks": checks}
 
