@@ -107,6 +107,38 @@ def stack(workdir: Path, mongodb_uri: str, nats_server: Nats) -> Iterator[Stack]
         server.stop()
 
 
+class AppStack:
+    """The gateway and the app server (Flet, on :8080 in ``winkit run``) in front of the stack."""
+
+    def __init__(self, stack: Stack) -> None:
+        from winkit.app.server import create_app as app_server
+        from winkit.gateway.app import create_app as gateway_app
+
+        app_socket, gateway_socket = bound_socket(), bound_socket()
+        self.url = f"http://127.0.0.1:{app_socket.getsockname()[1]}"
+        gateway_url = f"http://127.0.0.1:{gateway_socket.getsockname()[1]}"
+        self.api_url = f"{gateway_url}/api"
+        # Every test signs in from 127.0.0.1: the sign-in limit is tested elsewhere, not here.
+        overrides = {"cors_origins": [self.url], "app_api_url": self.api_url, "gateway_auth_rate_limit": "1000/minute"}
+        self.settings = stack.settings.model_copy(update=overrides)
+        self.gateway = LiveServer(gateway_app(self.settings), gateway_socket)
+        # Flet's sessions speak sans-io websockets, as `winkit run` starts the app.
+        self.app = LiveServer(app_server(self.settings), app_socket, ws="websockets-sansio")
+        self.gateway.start()
+        self.app.start()
+
+    def stop(self) -> None:
+        self.app.stop()
+        self.gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def app_stack(stack: Stack) -> Iterator[AppStack]:
+    started = AppStack(stack)
+    yield started
+    started.stop()
+
+
 def _client_fixture(service: str):
     """A function-scoped HTTP client for one service of the stack."""
 
@@ -122,3 +154,11 @@ users = _client_fixture("users")
 catalog = _client_fixture("catalog")
 orders = _client_fixture("orders")
 delivery = _client_fixture("delivery")
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """Keep each phase's report on the test, so fixtures can tell a failed test at teardown."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report

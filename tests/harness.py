@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import uvicorn
-from fastapi import FastAPI
 
 
 def bound_socket() -> socket.socket:
@@ -28,11 +29,14 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, app: FastAPI, sock: socket.socket) -> None:
+    def __init__(self, app: Any, sock: socket.socket, **options: Any) -> None:
         self.app = app
         self.sock = sock
         self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        # Open event streams would hold shutdown forever: give them a few seconds.
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=3, **options
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
 
@@ -41,7 +45,7 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"server for {self.app.title} did not start")
+                raise RuntimeError(f"server for {getattr(self.app, 'title', self.app)} did not start")
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -87,6 +91,18 @@ def login(users: httpx.Client, email: str, password: str) -> str:
     return response.json()["access_token"]
 
 
+ADDRESS = {
+    "name": "Asha Shopper",
+    "phone": "98765 43210",
+    "line1": "12 MG Road",
+    "landmark": "Opposite the metro station",
+    "city": "Bengaluru",
+    "pincode": "560001",
+}
+# The body of a checkout to a new address.
+CHECKOUT = {"address": ADDRESS}
+
+
 def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
     """Poll ``check`` until it returns something truthy (events are asynchronous)."""
     deadline = time.monotonic() + timeout
@@ -110,3 +126,24 @@ def new_product(catalog: httpx.Client, staff: dict[str, str], *, stock: int, pri
     response = catalog.post("/products", json=body, headers=staff)
     assert response.status_code == 201, response.text
     return response.json()
+
+
+def server_sent_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
+    """(event, JSON data) for each event of a text/event-stream; ("comment", text) for a
+    heartbeat. Reading blocks until the server sends: use a client with a read timeout."""
+    event, data = "message", []
+    for line in response.iter_lines():
+        if line.startswith(":"):
+            yield "comment", line[1:].strip()
+        elif line.startswith("event:"):
+            event = line.removeprefix("event:").strip()
+        elif line.startswith("data:"):
+            data.append(line.removeprefix("data:").strip())
+        elif line == "" and data:
+            yield event, json.loads("\n".join(data))
+            event, data = "message", []
+
+
+def next_event(events: Iterator[tuple[str, Any]], skip: str = "comment") -> tuple[str, Any]:
+    """The next event that is not a heartbeat."""
+    return next(e for e in events if e[0] != skip)

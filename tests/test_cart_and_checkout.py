@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from harness import eventually, new_product
+from harness import CHECKOUT, eventually, new_product
 from test_users_api import assert_problem
 
 
@@ -26,6 +27,7 @@ def test_empty_cart_has_zero_totals(orders, stack):
         "delivery_fee": 0,
         "total": 0,
         "currency": "INR",
+        "free_delivery_from": 199,
     }
 
 
@@ -125,12 +127,7 @@ def test_checkout_places_the_order_the_cart_showed(orders, catalog, stack, staff
     )
     orders.post("/cart/add", json={"product_id": apples["id"], "quantity": 1}, headers=shopper.headers)
     cart = orders.post("/cart/add", json={"product_id": milk["id"], "quantity": 2}, headers=shopper.headers).json()
-    body = {
-        "address": {"line1": "12 MG Road", "city": "Bengaluru", "pincode": "560001"},
-        "note": "Ring twice",
-        "total": 1,
-        "items": [],
-    }
+    body = {**CHECKOUT, "note": "Ring twice", "total": 1, "items": []}
     created = orders.post("/order/create", json=body, headers=shopper.headers)
     assert created.status_code == 201, created.text
     order = created.json()
@@ -141,6 +138,9 @@ def test_checkout_places_the_order_the_cart_showed(orders, catalog, stack, staff
         cart["total"],
     )
     assert order["items"] == cart["items"] and order["address"]["city"] == "Bengaluru"
+    assert order["address"]["phone"] == "+919876543210" and order["address"]["line2"] is None
+    placed = datetime.fromisoformat(order["created_at"])
+    assert timedelta(minutes=10) <= datetime.fromisoformat(order["promised_at"]) - placed < timedelta(minutes=11)
     assert orders.get("/cart", headers=shopper.headers).json()["items"] == []
     assert catalog.get(f"/products/{milk['id']}").json()["stock"] == 8
     history = orders.get("/orders", headers=shopper.headers).json()
@@ -149,7 +149,41 @@ def test_checkout_places_the_order_the_cart_showed(orders, catalog, stack, staff
 
 
 def test_empty_cart_checkout_is_409(orders, stack):
-    assert_problem(orders.post("/order/create", headers=stack.customer().headers), 409)
+    assert_problem(orders.post("/order/create", json=CHECKOUT, headers=stack.customer().headers), 409)
+
+
+def test_an_order_needs_one_delivery_address(orders, catalog, stack, staff):
+    shopper = stack.customer()
+    product = new_product(catalog, staff, stock=5)
+    orders.post("/cart/add", json={"product_id": product["id"]}, headers=shopper.headers)
+    saved = {"address_id": "0123456789abcdef01234567"}
+    for body in (None, {}, {"note": "no address"}, {**CHECKOUT, **saved}):
+        problem = assert_problem(orders.post("/order/create", json=body, headers=shopper.headers), 422)
+        assert problem["type"].endswith("/validation")
+    problem = assert_problem(orders.post("/order/create", json=saved, headers=shopper.headers), 422)
+    assert problem["errors"][0]["loc"] == ["body", "address_id"]
+    bad = {"address": {**CHECKOUT["address"], "pincode": "5600", "phone": "12345"}}
+    problem = assert_problem(orders.post("/order/create", json=bad, headers=shopper.headers), 422)
+    messages = {tuple(e["loc"]): e["msg"] for e in problem["errors"]}
+    assert messages[("body", "address", "pincode")] == "Enter a 6-digit Indian pincode, for example 560001."
+    assert "10-digit Indian mobile number" in messages[("body", "address", "phone")]
+    assert orders.get("/orders", headers=shopper.headers).json() == []
+    assert len(orders.get("/cart", headers=shopper.headers).json()["items"]) == 1
+
+
+def test_checkout_to_a_saved_address(orders, users, catalog, stack, staff):
+    shopper, stranger = stack.customer(), stack.customer()
+    saved = users.post("/addresses", json={**CHECKOUT["address"], "line1": "7 Park Street"}, headers=shopper.headers)
+    assert saved.status_code == 201, saved.text
+    product = new_product(catalog, staff, stock=5)
+    orders.post("/cart/add", json={"product_id": product["id"]}, headers=stranger.headers)
+    body = {"address_id": saved.json()["id"]}
+    # Someone else's address is not theirs to deliver to.
+    assert_problem(orders.post("/order/create", json=body, headers=stranger.headers), 422)
+    orders.post("/cart/add", json={"product_id": product["id"]}, headers=shopper.headers)
+    created = orders.post("/order/create", json=body, headers=shopper.headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["address"]["line1"] == "7 Park Street"
 
 
 def test_same_idempotency_key_returns_the_same_order(orders, catalog, stack, staff):
@@ -157,9 +191,9 @@ def test_same_idempotency_key_returns_the_same_order(orders, catalog, stack, sta
     product = new_product(catalog, staff, stock=10)
     orders.post("/cart/add", json={"product_id": product["id"], "quantity": 2}, headers=shopper.headers)
     headers = {**shopper.headers, "Idempotency-Key": uuid.uuid4().hex}
-    first = orders.post("/order/create", headers=headers)
+    first = orders.post("/order/create", json=CHECKOUT, headers=headers)
     orders.post("/cart/add", json={"product_id": product["id"], "quantity": 1}, headers=shopper.headers)
-    again = orders.post("/order/create", headers=headers)
+    again = orders.post("/order/create", json=CHECKOUT, headers=headers)
     assert first.status_code == 201 and again.status_code == 201
     assert again.json()["order_id"] == first.json()["order_id"]
     assert again.headers.get("idempotent-replayed") == "true"
@@ -176,7 +210,9 @@ def test_idempotency_keys_are_per_user(orders, catalog, stack, staff):
     for shopper in (stack.customer(), stack.customer()):
         orders.post("/cart/add", json={"product_id": product["id"]}, headers=shopper.headers)
         placed.append(
-            orders.post("/order/create", headers={**shopper.headers, "Idempotency-Key": key}).json()["order_id"]
+            orders.post("/order/create", json=CHECKOUT, headers={**shopper.headers, "Idempotency-Key": key}).json()[
+                "order_id"
+            ]
         )
     assert placed[0] != placed[1]
 
@@ -187,7 +223,7 @@ def test_checkout_takes_all_lines_or_none(orders, catalog, stack, staff):
     orders.post("/cart/add", json={"product_id": plenty["id"], "quantity": 3}, headers=shopper.headers)
     orders.post("/cart/add", json={"product_id": scarce["id"], "quantity": 2}, headers=shopper.headers)
     catalog.patch(f"/products/{scarce['id']}", json={"stock": 1}, headers=staff)
-    problem = assert_problem(orders.post("/order/create", headers=shopper.headers), 409)
+    problem = assert_problem(orders.post("/order/create", json=CHECKOUT, headers=shopper.headers), 409)
     assert [s["product_id"] for s in problem["short_items"]] == [scarce["id"]]
     assert problem["short_items"][0]["available"] == 1 and scarce["name"] in problem["detail"]
     assert catalog.get(f"/products/{plenty['id']}").json()["stock"] == 10
@@ -204,7 +240,7 @@ def test_twenty_shoppers_racing_for_five_units(orders, catalog, stack, staff):
     url = f"{stack.servers['orders'].url}/order/create"
 
     def checkout(shopper) -> httpx.Response:
-        return httpx.post(url, headers=shopper.headers, timeout=60)
+        return httpx.post(url, json=CHECKOUT, headers=shopper.headers, timeout=60)
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(checkout, shoppers))
@@ -219,7 +255,7 @@ def test_customer_cancels_and_the_stock_comes_back(orders, delivery, catalog, st
     shopper = stack.customer()
     product = new_product(catalog, staff, stock=6)
     orders.post("/cart/add", json={"product_id": product["id"], "quantity": 4}, headers=shopper.headers)
-    order = orders.post("/order/create", headers=shopper.headers).json()
+    order = orders.post("/order/create", json=CHECKOUT, headers=shopper.headers).json()
     assert catalog.get(f"/products/{product['id']}").json()["stock"] == 2
     cancelled = orders.post(f"/orders/{order['order_id']}/cancel", headers=shopper.headers)
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
@@ -234,7 +270,7 @@ def test_only_the_owner_sees_or_cancels_an_order(orders, catalog, stack, staff):
     owner, other = stack.customer(), stack.customer()
     product = new_product(catalog, staff, stock=5)
     orders.post("/cart/add", json={"product_id": product["id"]}, headers=owner.headers)
-    order_id = orders.post("/order/create", headers=owner.headers).json()["order_id"]
+    order_id = orders.post("/order/create", json=CHECKOUT, headers=owner.headers).json()["order_id"]
     assert_problem(orders.get(f"/orders/{order_id}", headers=other.headers), 404)
     assert_problem(orders.post(f"/orders/{order_id}/cancel", headers=other.headers), 404)
     assert_problem(orders.get("/orders/not-an-id", headers=owner.headers), 404)

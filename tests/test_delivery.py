@@ -7,7 +7,7 @@ from datetime import datetime
 
 import httpx
 import pytest
-from harness import eventually, new_product
+from harness import CHECKOUT, eventually, new_product
 from test_users_api import assert_problem
 
 FLOW = ["PLACED", "CONFIRMED", "PACKED", "OUT_FOR_DELIVERY", "DELIVERED"]
@@ -24,7 +24,7 @@ def placed(orders, catalog, delivery, stack, staff):
     shopper = stack.customer()
     product = new_product(catalog, staff, stock=50)
     orders.post("/cart/add", json={"product_id": product["id"]}, headers=shopper.headers)
-    order_id = orders.post("/order/create", headers=shopper.headers).json()["order_id"]
+    order_id = orders.post("/order/create", json=CHECKOUT, headers=shopper.headers).json()["order_id"]
     eventually(lambda: delivery.get(f"/order/{order_id}/status", headers=shopper.headers).status_code == 200)
     return shopper, order_id
 
@@ -77,7 +77,7 @@ def test_staff_cancellation_reaches_the_order_and_returns_stock(delivery, orders
     shopper = stack.customer()
     product = new_product(catalog, staff, stock=5)
     orders.post("/cart/add", json={"product_id": product["id"], "quantity": 5}, headers=shopper.headers)
-    order_id = orders.post("/order/create", headers=shopper.headers).json()["order_id"]
+    order_id = orders.post("/order/create", json=CHECKOUT, headers=shopper.headers).json()["order_id"]
     url = f"/order/{order_id}/update-status"
     eventually(lambda: delivery.post(url, headers=staff).status_code == 200)  # -> CONFIRMED
     assert delivery.post(url, headers=staff).json()["status"] == "PACKED"

@@ -19,7 +19,18 @@ import jwt
 import pytest
 import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from harness import LiveServer, bound_socket, eventually, free_port, register, unique_email
+from harness import (
+    CHECKOUT,
+    LiveServer,
+    bound_socket,
+    eventually,
+    free_port,
+    new_product,
+    next_event,
+    register,
+    server_sent_events,
+    unique_email,
+)
 from limits.aio.storage import MemoryStorage, RedisStorage
 from test_users_api import assert_problem
 
@@ -261,11 +272,13 @@ def test_public_routes_need_no_token(gateway):
     assert gateway.get("/api/users/.well-known/jwks.json").json()["keys"]
 
 
-def test_a_forged_or_foreign_token_is_refused_even_on_public_routes(gateway, stack):
-    # The catalog serves products to anyone, so only the gateway can have said no.
+def test_a_stale_or_broken_token_is_anonymous_on_public_routes_only(gateway, stack):
     for authorization in (f"Bearer {forged_token(stack)}", "Bearer not-a-jwt", "Basic dXNlcjpwYXNz"):
-        response = gateway.get("/api/catalog/products", headers={"Authorization": authorization})
-        assert_edge_problem(response, 401)
+        headers = {"Authorization": authorization}
+        assert gateway.get("/api/catalog/products", params={"limit": 1}, headers=headers).status_code == 200
+        assert gateway.get("/api/catalog/categories", headers=headers).status_code == 200
+        assert_edge_problem(gateway.get("/api/users/profile", headers=headers), 401)
+        assert_edge_problem(gateway.post("/api/catalog/products", json={}, headers=headers), 401)
 
 
 def test_a_valid_token_passes_and_services_still_check_roles(gateway, stack):
@@ -605,7 +618,9 @@ def test_sign_up_and_shop_through_the_gateway(gateway, stack):
     )
     assert added.status_code == 200 and added.json()["items"][0]["quantity"] == 2
     cart = gateway.get("/api/orders/cart", headers=shopper.headers).json()
-    placed = gateway.post("/api/orders/order/create", headers={**shopper.headers, "Idempotency-Key": uuid.uuid4().hex})
+    placed = gateway.post(
+        "/api/orders/order/create", json=CHECKOUT, headers={**shopper.headers, "Idempotency-Key": uuid.uuid4().hex}
+    )
     assert placed.status_code == 201 and placed.json()["total"] == cart["total"]
     order_id = placed.json()["order_id"]
 
@@ -621,3 +636,28 @@ def test_sign_up_and_shop_through_the_gateway(gateway, stack):
         return gateway.get("/api/orders/orders", headers=shopper.headers).json()[0]["status"]
 
     eventually(lambda: history_status() == "CONFIRMED")
+
+
+def test_live_tracking_streams_through_unbuffered_and_outlasts_the_upstream_timeout(gateways, stack):
+    require(stack, "delivery")
+    impatient = gateways.start(gateway_upstream_timeout=0.5)
+    shopper, staff = stack.customer(), stack.staff_headers()
+    with stack.client("catalog") as catalog, stack.client("orders") as orders:
+        product = new_product(catalog, staff, stock=5)
+        orders.post("/cart/add", json={"product_id": product["id"]}, headers=shopper.headers)
+        order_id = orders.post("/order/create", json=CHECKOUT, headers=shopper.headers).json()["order_id"]
+    status_path = f"/api/delivery/order/{order_id}/status"
+    eventually(lambda: impatient.get(status_path, headers=shopper.headers).status_code == 200)
+    stream_timeout = httpx.Timeout(30.0)  # a bound on waiting, not an expectation of speed
+    # As browsers' EventSource does, the client says it wants a stream.
+    headers = {**shopper.headers, "Accept": "text/event-stream"}
+    with impatient.stream(
+        "GET", f"/api/delivery/order/{order_id}/events", headers=headers, timeout=stream_timeout
+    ) as stream:
+        assert stream.status_code == 200 and "content-encoding" not in stream.headers
+        events = server_sent_events(stream)
+        assert next_event(events)[1]["status"] == "PLACED"
+        # Quiet for longer than the gateway waits on an ordinary answer: a stream is not cut.
+        time.sleep(1.0)
+        impatient.post(f"/api/delivery/order/{order_id}/update-status", headers=staff)
+        assert next_event(events)[1]["status"] == "CONFIRMED"

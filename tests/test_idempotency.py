@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from harness import eventually, new_product
+from harness import CHECKOUT, eventually, new_product
 from test_users_api import assert_problem
 
 
@@ -37,7 +37,7 @@ def test_a_retried_one_step_status_update_moves_once(orders, catalog, delivery, 
     shopper = stack.customer()
     product = new_product(catalog, staff, stock=5)
     orders.post("/cart/add", json={"product_id": product["id"]}, headers=shopper.headers)
-    order_id = orders.post("/order/create", headers=shopper.headers).json()["order_id"]
+    order_id = orders.post("/order/create", json=CHECKOUT, headers=shopper.headers).json()["order_id"]
     url = f"/order/{order_id}/update-status"
     eventually(lambda: delivery.get(f"/order/{order_id}/status", headers=staff).status_code == 200)
     headers = keyed(staff)

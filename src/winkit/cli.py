@@ -30,6 +30,7 @@ def _print_ready(settings: Settings) -> None:
     table.add_column("part")
     table.add_column("address")
     gateway = f"http://{settings.host}:{settings.gateway_port}"
+    table.add_row("Winkit app", f"http://localhost:{settings.app_port}  (shoppers and store staff)")
     table.add_row("API gateway", f"{gateway}  (docs: {gateway}/docs)")
     for name in SERVICE_PORTS:
         url = settings.service_url(name)  # type: ignore[arg-type]

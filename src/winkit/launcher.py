@@ -122,11 +122,23 @@ def nats_child(port: int, monitor_port: int, data_dir: Path) -> Child:
     )
 
 
+# Open event streams (live tracking) would hold a stopping server forever: they get this
+# many seconds to finish before they are cut.
+GRACEFUL_SHUTDOWN_SECONDS = 3
+
+
 def service_child(
-    name: str, app_factory: str, host: str, port: int, env: dict[str, str], ready_path: str = "/health"
+    name: str,
+    app_factory: str,
+    host: str,
+    port: int,
+    env: dict[str, str],
+    ready_path: str = "/health",
+    extra: tuple[str, ...] = (),
 ) -> Child:
     argv = [*PYTHON, "-m", "uvicorn", app_factory, "--factory"]
     argv += ["--host", host, "--port", str(port), "--no-access-log", "--log-level", "warning"]
+    argv += ["--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_SECONDS), *extra]
     return Child(
         name=name,
         argv=argv,
@@ -207,6 +219,10 @@ def planned_children(settings: Settings) -> list[Child]:
     # Started last, once every service it fronts is healthy; ready when it answers itself.
     gateway = "winkit.gateway.app:create_app"
     children.append(service_child("gateway", gateway, settings.host, settings.gateway_port, env, ready_path="/"))
+    # The app talks to the API through the gateway; Flet's sessions use sans-io websockets.
+    app = "winkit.app.server:create_app"
+    app_options = ("--ws", "websockets-sansio")
+    children.append(service_child("app", app, settings.host, settings.app_port, env, extra=app_options))
     return children
 
 

@@ -20,7 +20,7 @@ from winkit.catalog.schemas import (
 from winkit.catalog.stock import Stock
 from winkit.platform.auth import CallingService, StaffPrincipal
 from winkit.platform.service import from_state
-from winkit.platform.urls import public_url
+from winkit.platform.urls import public_url, segment
 
 router = APIRouter()
 
@@ -33,7 +33,7 @@ StockDep = Annotated[Stock, from_state("stock")]
 
 
 def _with_image(request: Request, product: dict[str, Any]) -> dict[str, Any]:
-    return {**product, "image_url": public_url(request, f"/products/{product['id']}/image.svg")}
+    return {**product, "image_url": public_url(request, "catalog", f"/products/{segment(product['id'])}/image.svg")}
 
 
 @router.get("/products", response_model=list[Product], tags=["products"])
@@ -92,7 +92,7 @@ async def delete_product(product_id: str, _: StaffPrincipal, catalog: CatalogDep
 async def list_categories(request: Request, catalog: CatalogDep) -> list[dict[str, Any]]:
     """Every category with its number of products, by name."""
     return [
-        {**c, "image_url": public_url(request, f"/categories/{c['name']}/image.svg")}
+        {**c, "image_url": public_url(request, "catalog", f"/categories/{segment(c['name'])}/image.svg")}
         for c in await catalog.categories()
     ]
 

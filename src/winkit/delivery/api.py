@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
+from fastapi.sse import EventSourceResponse
 
-from winkit.delivery.schemas import DeliveryStatus, StatusUpdate
-from winkit.delivery.tracking import Tracking
+from winkit.delivery.lifecycle import Status
+from winkit.delivery.schemas import DeliveryStatus, OpenDelivery, StatusUpdate
+from winkit.delivery.tracking import BOARD_LIMIT, Tracking
 from winkit.platform.auth import CurrentPrincipal, StaffPrincipal
 from winkit.platform.service import from_state
+from winkit.platform.sse import STREAM_RESPONSE, event_stream
 
 router = APIRouter(tags=["delivery"])
 
@@ -23,6 +26,13 @@ async def order_status(order_id: str, principal: CurrentPrincipal, tracking: Tra
     return await tracking.status(principal, order_id)
 
 
+@router.get("/order/{order_id}/events", responses=STREAM_RESPONSE)
+async def order_events(order_id: str, principal: CurrentPrincipal, tracking: TrackingDep) -> EventSourceResponse:
+    """Live tracking (its owner or staff): a ``status`` event (as ``/status``) at once and on
+    every change, heartbeats while nothing happens, and ``end`` once the order is final."""
+    return event_stream(await tracking.order_events(principal, order_id))
+
+
 @router.post("/order/{order_id}/update-status", response_model=DeliveryStatus)
 async def update_status(
     order_id: str,
@@ -34,3 +44,21 @@ async def update_status(
     DELIVERED. ``{"status": X}``: X if allowed (CANCELLED from PLACED, CONFIRMED or PACKED).
     Anything else is 409 naming the allowed next states."""
     return await tracking.update(principal, order_id, body.status if body else None)
+
+
+@router.get("/deliveries", response_model=list[OpenDelivery], tags=["staff"])
+async def open_deliveries(
+    _: StaffPrincipal,
+    tracking: TrackingDep,
+    status: Annotated[list[Status] | None, Query(description="Only these statuses (default: every open one)")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = BOARD_LIMIT,
+) -> list[dict[str, Any]]:
+    """Staff only: the queue of deliveries, oldest first, with items, address and total."""
+    return await tracking.open_deliveries(status, limit)
+
+
+@router.get("/deliveries/events", responses=STREAM_RESPONSE, tags=["staff"])
+async def board_events(_: StaffPrincipal, tracking: TrackingDep) -> EventSourceResponse:
+    """Staff only: ``snapshot`` (every open delivery) at once, then ``delivery`` for each new
+    or changed one (a final status means it leaves the board), heartbeats in between."""
+    return event_stream(tracking.board_events())

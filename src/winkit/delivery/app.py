@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack
 from fastapi import FastAPI
 
 from winkit.delivery import api
+from winkit.delivery.live import LiveUpdates
 from winkit.delivery.store import DeliveryStore
 from winkit.delivery.tracking import Tracking
 from winkit.platform.events import Outbox, start_event_bus
@@ -16,8 +17,10 @@ from winkit.platform.settings import Settings
 
 async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     store = DeliveryStore(app.state.db)
+    await store.ensure_indexes()
     outbox = Outbox(app.state.db)
-    tracking = Tracking(store, outbox)
+    live = LiveUpdates(store)
+    tracking = Tracking(store, outbox, live, app.state.settings.sse_heartbeat_seconds)
     app.state.tracking = tracking
 
     await start_event_bus(
@@ -26,6 +29,7 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
         "delivery",
         outbox,
         {"order.created": tracking.open_in, "order.cancelled": tracking.cancel_in},
+        listeners={"delivery.opened": live.hear, "delivery.status_changed": live.hear},
     )
 
 

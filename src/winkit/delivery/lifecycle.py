@@ -16,6 +16,8 @@ class Status(StrEnum):
 
 FLOW = (Status.PLACED, Status.CONFIRMED, Status.PACKED, Status.OUT_FOR_DELIVERY, Status.DELIVERED)
 CANCELLABLE = frozenset({Status.PLACED, Status.CONFIRMED, Status.PACKED})
+FINAL = frozenset({Status.DELIVERED, Status.CANCELLED})
+OPEN = tuple(status for status in Status if status not in FINAL)
 
 
 class TransitionRefused(Exception):
@@ -28,7 +30,7 @@ class TransitionRefused(Exception):
 
 def allowed_next(current: Status) -> list[Status]:
     """The states ``current`` may move to, in the order staff would normally pick them."""
-    if current in (Status.DELIVERED, Status.CANCELLED):
+    if current in FINAL:
         return []
     following = [FLOW[FLOW.index(current) + 1]]
     return following + [Status.CANCELLED] if current in CANCELLABLE else following

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -13,8 +14,16 @@ class DeliveryStore:
         self.db = db
         self.statuses = db["delivery_statuses"]
 
+    async def ensure_indexes(self) -> None:
+        # The staff queue: open deliveries by status, oldest first.
+        await self.statuses.create_indexes([IndexModel([("status", ASCENDING), ("created_at", ASCENDING)])])
+
     async def get(self, order_id: str, session: AsyncClientSession | None = None) -> Document | None:
         return await self.statuses.find_one({"_id": order_id}, session=session)
+
+    async def in_statuses(self, statuses: list[str], limit: int) -> list[Document]:
+        cursor = self.statuses.find({"status": {"$in": statuses}}).sort("created_at", ASCENDING).limit(limit)
+        return await cursor.to_list()
 
     async def insert(self, session: AsyncClientSession, record: Document) -> None:
         await self.statuses.insert_one(record, session=session)

@@ -1,24 +1,32 @@
-"""Delivery records: opened by ``order.created``, moved by staff along the lifecycle,
-each move announced as ``delivery.status_changed`` in the same transaction."""
+"""Delivery records: opened by ``order.created`` (announced as ``delivery.opened``),
+moved by staff along the lifecycle, each move announced as ``delivery.status_changed`` in
+the same transaction; and the live streams that follow them."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from fastapi.sse import ServerSentEvent
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from winkit.delivery.lifecycle import Status, TransitionRefused, allowed_next, next_status
+from winkit.delivery.lifecycle import FINAL, OPEN, Status, TransitionRefused, allowed_next, next_status
+from winkit.delivery.live import EVERY_ORDER, LiveUpdates
 from winkit.delivery.store import DeliveryStore
 from winkit.platform.auth import Principal
 from winkit.platform.database import Document
 from winkit.platform.errors import Conflict, NotFound
 from winkit.platform.events import Outbox, new_event, transact
+from winkit.platform.money import CURRENCY, to_rupees
+from winkit.platform.sse import HEARTBEAT
 
 log = structlog.get_logger("winkit.delivery")
 
 SYSTEM = "system"
+BOARD_LIMIT = 200
 
 
 def status_view(record: Document) -> dict[str, Any]:
@@ -28,7 +36,26 @@ def status_view(record: Document) -> dict[str, Any]:
         "history": record["history"],
         "allowed_next": allowed_next(Status(record["status"])),
         "updated_at": record["updated_at"],
+        "promised_at": record.get("promised_at"),
     }
+
+
+def delivery_view(record: Document) -> dict[str, Any]:
+    """What staff need to pack and send an order."""
+    total = record.get("total_paise")
+    return {
+        **status_view(record),
+        "user_id": record["user_id"],
+        "items": record.get("items", []),
+        "address": record.get("address"),
+        "total": None if total is None else to_rupees(total),
+        "currency": CURRENCY,
+        "placed_at": record.get("placed_at"),
+    }
+
+
+def _when(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def _refusal(refused: TransitionRefused) -> Conflict:
@@ -41,9 +68,11 @@ def _refusal(refused: TransitionRefused) -> Conflict:
 
 
 class Tracking:
-    def __init__(self, store: DeliveryStore, outbox: Outbox) -> None:
+    def __init__(self, store: DeliveryStore, outbox: Outbox, live: LiveUpdates, heartbeat: float) -> None:
         self._store = store
         self._outbox = outbox
+        self._live = live
+        self._heartbeat = heartbeat
 
     async def _visible(self, principal: Principal, order_id: str) -> Document:
         record = await self._store.get(order_id)
@@ -54,6 +83,56 @@ class Tracking:
 
     async def status(self, principal: Principal, order_id: str) -> dict[str, Any]:
         return status_view(await self._visible(principal, order_id))
+
+    async def open_deliveries(self, statuses: list[Status] | None, limit: int = BOARD_LIMIT) -> list[dict[str, Any]]:
+        """The staff queue: deliveries in ``statuses`` (every open one by default), oldest first."""
+        records = await self._store.in_statuses([str(s) for s in statuses or OPEN], limit)
+        return [delivery_view(record) for record in records]
+
+    async def order_events(self, principal: Principal, order_id: str) -> AsyncIterator[ServerSentEvent]:
+        """Checks access now (so a refusal is a plain 4xx), then streams the order's status:
+        at once, on every change, and ``end`` once it is final."""
+        await self._visible(principal, order_id)
+        return self._follow(order_id)
+
+    async def _follow(self, order_id: str) -> AsyncIterator[ServerSentEvent]:
+        with self._live.watch(order_id) as changes:
+            # Read after starting to watch: a change in between is then not missed.
+            record = await self._store.get(order_id)
+            assert record is not None
+            yield ServerSentEvent(event="status", data=status_view(record))
+            while record["status"] not in FINAL:
+                try:
+                    latest = await asyncio.wait_for(changes.get(), self._heartbeat)
+                except TimeoutError:
+                    # Quiet: re-read, in case a change was missed while the bus was away.
+                    latest = await self._store.get(order_id) or record
+                    if latest["version"] == record["version"]:
+                        yield HEARTBEAT
+                        continue
+                if latest["version"] > record["version"]:
+                    record = latest
+                    yield ServerSentEvent(event="status", data=status_view(record))
+            yield ServerSentEvent(event="end", data={"order_id": order_id, "status": record["status"]})
+
+    async def board_events(self) -> AsyncIterator[ServerSentEvent]:
+        """Staff: every open delivery at once (``snapshot``), then each new or changed one
+        (``delivery``; a final status means it leaves the board)."""
+        with self._live.watch(EVERY_ORDER) as changes:
+            shown = await self.open_deliveries(None)
+            yield ServerSentEvent(event="snapshot", data=shown)
+            while True:
+                try:
+                    record = await asyncio.wait_for(changes.get(), self._heartbeat)
+                except TimeoutError:
+                    latest = await self.open_deliveries(None)
+                    if _states(latest) != _states(shown):
+                        yield ServerSentEvent(event="snapshot", data=latest)
+                    else:
+                        yield HEARTBEAT
+                    shown = latest
+                    continue
+                yield ServerSentEvent(event="delivery", data=delivery_view(record))
 
     async def update(self, principal: Principal, order_id: str, requested: Status | None) -> dict[str, Any]:
         record = await self._visible(principal, order_id)
@@ -84,10 +163,12 @@ class Tracking:
         await self._outbox.add(session, new_event("delivery.status_changed", "delivery", data))
 
     async def open_in(self, session: AsyncClientSession, data: dict[str, Any]) -> None:
-        """Start tracking a new order at PLACED (once, however often the event comes)."""
+        """Start tracking a new order at PLACED (once, however often the event comes), with
+        what staff need to pack and deliver it."""
         if await self._store.get(data["order_id"], session=session) is not None:
             return
         now = datetime.now(UTC)
+        items = [{k: item.get(k) for k in ("product_id", "name", "quantity")} for item in data.get("items", [])]
         await self._store.insert(
             session,
             {
@@ -96,10 +177,17 @@ class Tracking:
                 "status": Status.PLACED,
                 "history": [{"status": Status.PLACED, "at": now, "by": SYSTEM}],
                 "version": 1,
+                "items": items,
+                "address": data.get("address"),
+                "total_paise": data.get("total_paise"),
+                "placed_at": _when(data.get("placed_at")) or _when(data.get("created_at")),
+                "promised_at": _when(data.get("promised_at")),
                 "created_at": now,
                 "updated_at": now,
             },
         )
+        opened = {"order_id": data["order_id"], "user_id": data["user_id"], "at": now.isoformat()}
+        await self._outbox.add(session, new_event("delivery.opened", "delivery", opened))
 
     async def cancel_in(self, session: AsyncClientSession, data: dict[str, Any]) -> None:
         """The shopper cancelled in the order service: follow, if the parcel has not left."""
@@ -112,3 +200,7 @@ class Tracking:
             log.warning("cancel_too_late", order_id=record["_id"], status=record["status"])
             return
         await self._move(session, record, Status.CANCELLED, data.get("by", "customer"))
+
+
+def _states(deliveries: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(d["order_id"], d["status"]) for d in deliveries]

@@ -23,18 +23,30 @@ class Edge:
         source = JwksSource(settings.effective_jwks_url, settings.jwks_cache_seconds)
         self._verifier = TokenVerifier(source, settings)
 
-    async def admit(self, service: str, method: str, path: str, client_ip: str, authorization: str | None) -> None:
-        """Raise the problem (401, 429) that stops this request here, if any."""
+    async def admit(
+        self, service: str, method: str, path: str, client_ip: str, authorization: str | None
+    ) -> Principal | None:
+        """The caller, or None for an anonymous one; raise the problem (401, 429) that
+        stops this request here, if any."""
         # The per-IP count comes first, so a flood of forged tokens is cut off before
         # each one costs a signature check.
         await self.limits.hit_default("ip", client_ip)
+        principal = None
         if authorization is not None:
-            principal = await self._verify(authorization)
+            try:
+                principal = await self._verify(authorization)
+            except Unauthorized:
+                # A public route serves a stale or broken token as anonymous: an app that
+                # kept an expired token can still show the catalog.
+                if needs_token(service, method, path):
+                    raise
+        if principal is not None:
             await self.limits.hit_default("user", principal.user_id)
         elif needs_token(service, method, path):
             raise Unauthorized()
         if is_sign_in(service, method, path):
             await self.limits.hit_sign_in("ip", client_ip)
+        return principal
 
     async def admit_email(self, scope: Scope, body: bytes) -> None:
         """Login and code requests also count per email, whichever IPs they come from."""

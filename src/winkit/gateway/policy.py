@@ -32,7 +32,7 @@ def is_internal(path: str) -> bool:
 def needs_token(service: str, method: str, path: str) -> bool:
     """Refused at the edge without a token (services check roles and ownership themselves)."""
     if service == "users":
-        return path == "/profile"
+        return path == "/profile" or path == "/addresses" or path.startswith("/addresses/")
     if service == "catalog":
         return method not in _READ_METHODS
     return path not in _OPEN_SERVICE_PATHS

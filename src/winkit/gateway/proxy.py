@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
@@ -40,6 +41,7 @@ _NOT_FORWARDED = _HOP_BY_HOP | {
     b"x-forwarded-proto",
     b"x-request-id",
 }
+_NOT_FORWARDED_ANONYMOUS = _NOT_FORWARDED | {b"authorization"}
 # uvicorn adds its own date and server, RequestContextMiddleware the (same) request id.
 _NOT_RETURNED = _HOP_BY_HOP | {b"date", b"server", b"x-request-id"}
 # CORS is decided at the edge only; a service's own answer would duplicate or contradict it.
@@ -69,7 +71,10 @@ class ServiceProxy:
             upstream = await self._forward(scope, receive)
         except ClientDisconnect:
             return  # nobody is left to answer
-        await _relay(upstream, send)
+        if upstream.headers.get("content-type", "").startswith("text/event-stream"):
+            await _relay_events(upstream, send, receive)
+        else:
+            await _relay(upstream, send)
 
     async def _forward(self, scope: Scope, receive: Receive) -> httpx.Response:
         method: str = scope["method"]
@@ -81,7 +86,10 @@ class ServiceProxy:
             raise NotFound(f"No route matches {method} {scope['path']}.")
         headers = Headers(scope=scope)
         client_ip = scope["client"][0] if scope.get("client") else "unknown"
-        await self._edge.admit(self.service, method, path, client_ip, headers.get("authorization"))
+        authorization = headers.get("authorization")
+        principal = await self._edge.admit(self.service, method, path, client_ip, authorization)
+        # A token the edge did not accept (on a public route) does not travel further.
+        drop = _NOT_FORWARDED if principal is not None or authorization is None else _NOT_FORWARDED_ANONYMOUS
 
         content = self._body(receive, headers)
         if content is not None and is_limited_per_email(self.service, method, path):
@@ -89,7 +97,13 @@ class ServiceProxy:
             content = b"".join([chunk async for chunk in content])
             await self._edge.admit_email(scope, content)
 
-        request = httpx.Request(method, url, headers=self._upstream_headers(scope, client_ip), content=content)
+        # A live stream (server-sent events) may stay quiet between heartbeats for as long
+        # as it likes: only connecting is timed.
+        stream = "text/event-stream" in headers.get("accept", "")
+        timeout = self._upstreams.stream_timeout if stream else httpx.USE_CLIENT_DEFAULT
+        request = self._upstreams.client.build_request(
+            method, url, headers=self._upstream_headers(scope, client_ip, drop), content=content, timeout=timeout
+        )
         try:
             return await self._upstreams.client.send(request, stream=True)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -112,10 +126,10 @@ class ServiceProxy:
         query: bytes = scope["query_string"]
         return self._base.copy_with(raw_path=target + b"?" + query if query else target)
 
-    def _upstream_headers(self, scope: Scope, client_ip: str) -> RawHeaders:
+    def _upstream_headers(self, scope: Scope, client_ip: str, drop: frozenset[bytes]) -> RawHeaders:
         # Host stays the client's: services build absolute links from it and the prefix.
         return [
-            *_without(scope["headers"], _NOT_FORWARDED),
+            *_without(scope["headers"], drop),
             (b"x-forwarded-for", client_ip.encode()),
             (b"x-forwarded-proto", scope["scheme"].encode()),
             (b"x-forwarded-prefix", self._prefix_bytes),
@@ -151,14 +165,7 @@ async def _body_chunks(receive: Receive, limit: int) -> AsyncIterator[bytes]:
 async def _relay(upstream: httpx.Response, send: Send) -> None:
     """The service's answer as it arrives, bytes untouched (compressed stays compressed)."""
     try:
-        headers = [(name.lower(), value) for name, value in upstream.headers.raw]
-        await send(
-            {
-                "type": "http.response.start",
-                "status": upstream.status_code,
-                "headers": _without(headers, _NOT_RETURNED, _CORS_RESPONSE_PREFIX),
-            }
-        )
+        await send({"type": "http.response.start", "status": upstream.status_code, "headers": _returned(upstream)})
         # One chunk is held back so the last goes out marked final: a one-chunk body is then
         # a single message, which GZipMiddleware can measure (and leave alone when small).
         held = b""
@@ -169,6 +176,36 @@ async def _relay(upstream: httpx.Response, send: Send) -> None:
         await send({"type": "http.response.body", "body": held, "more_body": False})
     finally:
         await upstream.aclose()
+
+
+async def _relay_events(upstream: httpx.Response, send: Send, receive: Receive) -> None:
+    """A live stream: each event goes out the moment it arrives, until either side leaves.
+    The client's leaving is watched for, so a quiet stream does not outlive its reader."""
+
+    async def pump() -> None:
+        await send({"type": "http.response.start", "status": upstream.status_code, "headers": _returned(upstream)})
+        async for chunk in upstream.aiter_raw():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def client_left() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(client_left())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        # The stream is over either way; how it ended (a side hanging up) is not an error.
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await upstream.aclose()
+
+
+def _returned(upstream: httpx.Response) -> RawHeaders:
+    headers = [(name.lower(), value) for name, value in upstream.headers.raw]
+    return _without(headers, _NOT_RETURNED, _CORS_RESPONSE_PREFIX)
 
 
 def _without(headers: RawHeaders, drop: frozenset[bytes], drop_prefix: bytes | None = None) -> RawHeaders:

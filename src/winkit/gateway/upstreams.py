@@ -32,6 +32,8 @@ class Upstreams:
     def __init__(self, settings: Settings, services: Iterable[ServiceName]) -> None:
         self.urls = {name: settings.service_url(name).rstrip("/") for name in services}
         self._timeout = settings.gateway_upstream_timeout
+        # Live streams: connecting is timed, the gaps between events are not.
+        self.stream_timeout = httpx.Timeout(self._timeout, read=None)
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[None]:

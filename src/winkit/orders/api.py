@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 
 from winkit.orders.cart import CartService
 from winkit.orders.checkout import Checkout
@@ -50,17 +50,19 @@ async def remove_from_cart(body: CartRemove, principal: CurrentPrincipal, cart: 
 
 @router.post("/order/create", status_code=201, response_model=Order, tags=["orders"])
 async def create_order(
+    body: OrderCreate,
     response: Response,
     principal: CurrentPrincipal,
     checkout: CheckoutDep,
     idempotency_key: IdempotencyKey = None,
-    body: Annotated[OrderCreate | None, Body()] = None,
 ) -> dict[str, Any]:
-    """Place the cart as an order; totals are the server's. 409 when stock is short."""
-    body = body or OrderCreate()
+    """Place the cart as an order to a saved address (``address_id``) or a new one
+    (``address``); totals are the server's. 409 when stock is short or the cart empty."""
     ensure_self(principal, body.user_id)
     address = body.address.model_dump() if body.address else None
-    order, replayed = await checkout.place(principal.user_id, idempotency_key, address, body.note)
+    order, replayed = await checkout.place(
+        principal, idempotency_key, address_id=body.address_id, address=address, note=body.note
+    )
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return order

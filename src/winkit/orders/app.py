@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -14,6 +15,7 @@ from winkit.orders.catalog_client import CatalogClient
 from winkit.orders.checkout import Checkout
 from winkit.orders.pricing import FeeRule
 from winkit.orders.store import OrdersStore
+from winkit.orders.users_client import UsersClient
 from winkit.platform.auth import ServiceTokens
 from winkit.platform.events import Outbox, start_event_bus
 from winkit.platform.http import ServiceClient
@@ -29,11 +31,14 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     outbox = Outbox(app.state.db)
     tokens = ServiceTokens(service_secret(settings), "orders")
     app.state.service_tokens = tokens
-    client = ServiceClient("catalog", settings.catalog_url, tokens)
-    stack.push_async_callback(client.aclose)
-    catalog = CatalogClient(client)
+    catalog_http = ServiceClient("catalog", settings.catalog_url, tokens)
+    stack.push_async_callback(catalog_http.aclose)
+    users_http = ServiceClient("users", settings.users_url, tokens=None)
+    stack.push_async_callback(users_http.aclose)
+    catalog = CatalogClient(catalog_http)
     rule = FeeRule(settings.delivery_fee_paise, settings.free_delivery_threshold_paise)
-    checkout = Checkout(store, outbox, catalog, rule)
+    promise = timedelta(minutes=settings.delivery_promise_minutes)
+    checkout = Checkout(store, outbox, catalog, UsersClient(users_http), rule, promise)
     app.state.cart = CartService(store, catalog, rule)
     app.state.checkout = checkout
 

@@ -43,7 +43,12 @@ class CartService:
         self._rule = rule
 
     async def view(self, user_id: str) -> dict[str, Any]:
-        return {"user_id": user_id, **priced(await self._store.cart_lines(user_id), self._rule)}
+        lines = await self._store.cart_lines(user_id)
+        return {
+            "user_id": user_id,
+            **priced(lines, self._rule),
+            "free_delivery_from": to_rupees(self._rule.free_from_paise),
+        }
 
     async def add(self, user_id: str, product_id: str, quantity: int) -> dict[str, Any]:
         product = await self._catalog.product(product_id)

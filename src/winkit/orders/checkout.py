@@ -22,8 +22,9 @@ from winkit.orders.cart import line_view
 from winkit.orders.catalog_client import CatalogClient
 from winkit.orders.pricing import FeeRule, totals
 from winkit.orders.store import DuplicateOrder, OrdersStore
+from winkit.orders.users_client import UsersClient
 from winkit.platform.auth import Principal
-from winkit.platform.database import Document
+from winkit.platform.database import Document, stored_now
 from winkit.platform.errors import Conflict, NotFound, ServiceUnavailable
 from winkit.platform.events import Outbox, new_event, transact
 from winkit.platform.money import CURRENCY, to_rupees
@@ -51,6 +52,7 @@ def order_view(order: Document) -> dict[str, Any]:
         "note": order.get("note"),
         "created_at": order["created_at"],
         "updated_at": order["updated_at"],
+        "promised_at": order.get("promised_at"),
     }
 
 
@@ -60,16 +62,34 @@ def order_cancelled(order: Document, by: str) -> Document:
 
 
 class Checkout:
-    def __init__(self, store: OrdersStore, outbox: Outbox, catalog: CatalogClient, rule: FeeRule) -> None:
+    def __init__(
+        self,
+        store: OrdersStore,
+        outbox: Outbox,
+        catalog: CatalogClient,
+        users: UsersClient,
+        rule: FeeRule,
+        promise: timedelta,
+    ) -> None:
         self._store = store
         self._outbox = outbox
         self._catalog = catalog
+        self._users = users
         self._rule = rule
+        self._promise = promise
 
     async def place(
-        self, user_id: str, idempotency_key: str | None, address: dict[str, Any] | None, note: str | None
+        self,
+        principal: Principal,
+        idempotency_key: str | None,
+        *,
+        address_id: str | None,
+        address: dict[str, Any] | None,
+        note: str | None,
     ) -> tuple[dict[str, Any], bool]:
-        """The placed order, and whether it was placed before (a replayed Idempotency-Key)."""
+        """The placed order, and whether it was placed before (a replayed Idempotency-Key).
+        The address is given, or one of the shopper's saved ones (``address_id``)."""
+        user_id = principal.user_id
         order_id = ObjectId()
         key = f"key:{user_id}:{idempotency_key}" if idempotency_key else f"order:{order_id}"
         if idempotency_key and (existing := await self._store.order_by_key(key)):
@@ -77,6 +97,9 @@ class Checkout:
         lines = await self._store.cart_lines(user_id)
         if not lines:
             raise Conflict("The cart is empty.")
+        if address is None:
+            assert address_id is not None
+            address = await self._users.saved_address(principal, address_id)
         sums = totals(lines, self._rule)
         now = datetime.now(UTC)
         order = {
@@ -101,9 +124,11 @@ class Checkout:
                 raise Conflict("This checkout was just abandoned; try again.") from None
             return self._replay(existing), True
         await self._reserve(order)
-        if not await transact(self._store.db, self._outbox, lambda s: self._mark_placed(s, order, lines)):
+        placed_at = stored_now()
+        placed = {"status": PLACED, "placed_at": placed_at, "promised_at": placed_at + self._promise}
+        if not await transact(self._store.db, self._outbox, lambda s: self._mark_placed(s, order, lines, placed)):
             raise ServiceUnavailable("Placing the order took too long and was undone; try again.")
-        order.update(status=PLACED)
+        order.update(placed)
         return order_view(order), False
 
     def _replay(self, order: Document) -> dict[str, Any]:
@@ -127,9 +152,10 @@ class Checkout:
                 await self._store.delete_pending(order["_id"], PENDING)
             raise
 
-    async def _mark_placed(self, session: AsyncClientSession, order: Document, lines: list[Document]) -> bool:
-        placed = await self._store.move_order(order["_id"], [PENDING], {"status": PLACED}, session=session)
-        if not placed:
+    async def _mark_placed(
+        self, session: AsyncClientSession, order: Document, lines: list[Document], placed: Document
+    ) -> bool:
+        if not await self._store.move_order(order["_id"], [PENDING], placed, session=session):
             return False  # recover_stale gave up on it meanwhile
         await self._store.remove_ordered_lines(session, lines)
         data = {
@@ -137,7 +163,10 @@ class Checkout:
             "user_id": order["user_id"],
             "items": order["items"],
             "total_paise": order["total_paise"],
+            "address": order["address"],
             "created_at": order["created_at"].isoformat(),
+            "placed_at": placed["placed_at"].isoformat(),
+            "promised_at": placed["promised_at"].isoformat(),
         }
         await self._outbox.add(session, new_event("order.created", "orders", data))
         return True

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
+from winkit.platform.address import DeliveryAddress, ShippingAddress
 from winkit.platform.money import Rupees
 
 ProductId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
@@ -47,27 +49,26 @@ class Cart(BaseModel):
     delivery_fee: Rupees
     total: Rupees
     currency: str
-
-
-Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
-
-
-class Address(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    line1: Short
-    line2: Annotated[str, StringConstraints(max_length=120)] | None = None
-    city: Short
-    pincode: Annotated[str, StringConstraints(pattern=r"^[1-9][0-9]{5}$")]
-    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{7,20}$")] | None = None
+    free_delivery_from: Rupees = Field(description="From this subtotal on, delivery is free")
 
 
 class OrderCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")  # totals or items sent by old clients are ignored
 
-    address: Address | None = None
+    address_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = Field(
+        default=None, description="One of the shopper's saved addresses (user service, /addresses)"
+    )
+    address: DeliveryAddress | None = Field(default=None, description="Or a new address, for this order only")
     note: Annotated[str, StringConstraints(max_length=500)] | None = None
     user_id: UserId = None
+
+    @model_validator(mode="after")
+    def one_destination(self) -> OrderCreate:
+        if (self.address_id is None) == (self.address is None):
+            raise PydanticCustomError(
+                "address_required", "Choose where to deliver: send either address_id (a saved address) or address."
+            )
+        return self
 
 
 class Order(BaseModel):
@@ -79,7 +80,8 @@ class Order(BaseModel):
     delivery_fee: Rupees
     total: Rupees
     currency: str
-    address: Address | None
+    address: ShippingAddress | None
     note: str | None
     created_at: datetime
     updated_at: datetime
+    promised_at: datetime | None = Field(description="When the order is promised to arrive (placed + the promise)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -38,6 +38,8 @@ STAFF_ROLES = frozenset({Role.STAFF, Role.ADMIN})
 class Principal:
     user_id: str
     role: Role
+    # The bearer token itself, for calls a service makes on the user's behalf.
+    token: str = field(default="", repr=False, compare=False)
 
     @property
     def is_staff(self) -> bool:
@@ -143,7 +145,7 @@ class TokenVerifier:
                 issuer=self._issuer,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )
-            return Principal(user_id=str(claims["sub"]), role=Role(claims.get("role")))
+            return Principal(user_id=str(claims["sub"]), role=Role(claims.get("role")), token=token)
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("The bearer token has expired.") from exc
         except (jwt.InvalidTokenError, ValueError) as exc:

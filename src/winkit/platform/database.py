@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
@@ -42,6 +43,13 @@ async def is_reachable(db: AsyncDatabase[Document], timeout: float = 2.0) -> boo
     except (PyMongoError, TimeoutError):
         return False
     return True
+
+
+def stored_now() -> datetime:
+    """Now, in UTC and whole milliseconds as MongoDB stores dates, so what a write
+    answers equals what later reads return."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def object_id(value: str) -> ObjectId | None:

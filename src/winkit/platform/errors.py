@@ -66,6 +66,12 @@ class Conflict(Problem):
     status, slug = 409, "conflict"
 
 
+class Unprocessable(Problem):
+    """Well-formed input that cannot be acted on (a reference to nothing, say)."""
+
+    status, slug = 422, "validation"
+
+
 class PayloadTooLarge(Problem):
     status, slug = 413, "payload-too-large"
 

@@ -43,6 +43,7 @@ SUBJECT_PREFIX = "winkit."
 EVENT_VERSIONS = {
     "order.created": 1,
     "order.cancelled": 1,
+    "delivery.opened": 1,
     "delivery.status_changed": 1,
     "stock.changed": 1,
 }
@@ -144,6 +145,7 @@ class EventBus:
         self._outbox = outbox
         self._connect_timeout = connect_timeout
         self._subscriptions: list[tuple[str, str, Handler]] = []
+        self._listeners: list[tuple[str, Handler]] = []
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -151,6 +153,12 @@ class EventBus:
     def subscribe(self, event_type: str, handler: Handler) -> None:
         durable = f"{self._service}-{event_type.replace('.', '-')}"
         self._subscriptions.append((event_type, durable, handler))
+
+    def listen(self, event_type: str, handler: Handler) -> None:
+        """Hear every event of this type as it is published, in every replica: a plain
+        NATS subscription, not a durable consumer, so nothing is redelivered or kept while
+        this replica is away. For live views that can re-read the truth, not for state."""
+        self._listeners.append((event_type, handler))
 
     @property
     def connected(self) -> bool:
@@ -203,9 +211,20 @@ class EventBus:
                 log.warning("stream_setup_failed", error=str(exc))
                 await asyncio.sleep(1)
         log.info("event_bus_connected", url=self._url)
+        for event_type, handler in self._listeners:
+            await self._nc.subscribe(SUBJECT_PREFIX + event_type, cb=self._listener(event_type, handler))
         for event_type, durable, handler in self._subscriptions:
             self._tasks.append(asyncio.create_task(self._consume(event_type, durable, handler)))
         await self._relay()
+
+    def _listener(self, event_type: str, handler: Handler) -> Callable[[Any], Awaitable[None]]:
+        async def hear(message: Any) -> None:
+            try:
+                await handler(Event.parse(message.data))
+            except Exception:
+                log.exception("event_listener_failed", event_type=event_type)
+
+        return hear
 
     async def _ensure_stream(self) -> None:
         """Create the stream, or raise its replica count to the configured one."""
@@ -321,10 +340,16 @@ async def apply_once(db: AsyncDatabase[Document], outbox: Outbox, consumer: str,
 
 
 async def start_event_bus(
-    app: Any, stack: contextlib.AsyncExitStack, service: str, outbox: Outbox, reactions: dict[str, Reaction]
+    app: Any,
+    stack: contextlib.AsyncExitStack,
+    service: str,
+    outbox: Outbox,
+    reactions: dict[str, Reaction],
+    listeners: dict[str, Handler] | None = None,
 ) -> EventBus:
-    """Connect the service to the bus in the background (stopped with the app) and consume
-    each event type with its reaction, exactly once per event."""
+    """Connect the service to the bus in the background (stopped with the app), consume
+    each event type with its reaction, exactly once per event, and let ``listeners`` hear
+    events live (see ``EventBus.listen``)."""
     settings = app.state.settings
     db = app.state.db
     await outbox.ensure_indexes()
@@ -344,6 +369,8 @@ async def start_event_bus(
 
     for event_type, reaction in reactions.items():
         bus.subscribe(event_type, once(reaction))
+    for event_type, handler in (listeners or {}).items():
+        bus.listen(event_type, handler)
     await bus.start()
     stack.push_async_callback(bus.stop)
     app.state.bus = bus

@@ -14,7 +14,9 @@ log = structlog.get_logger("winkit.http")
 
 
 class ServiceClient:
-    def __init__(self, name: str, base_url: str, tokens: ServiceTokens, timeout: float = 5.0) -> None:
+    """Calls carry a service token, or the end user's own token when made on their behalf."""
+
+    def __init__(self, name: str, base_url: str, tokens: ServiceTokens | None, timeout: float = 5.0) -> None:
         self.name = name
         self._tokens = tokens
         self._client = httpx.AsyncClient(
@@ -23,9 +25,12 @@ class ServiceClient:
             limits=httpx.Limits(max_keepalive_connections=20, max_connections=100),
         )
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def request(self, method: str, path: str, *, bearer: str | None = None, **kwargs: Any) -> httpx.Response:
         """Raise ServiceUnavailable when the other service cannot be reached in time."""
-        headers = {"Authorization": f"Bearer {self._tokens.issue()}", **kwargs.pop("headers", {})}
+        if bearer is None:
+            assert self._tokens is not None, f"calls to {self.name} need a user's token"
+            bearer = self._tokens.issue()
+        headers = {"Authorization": f"Bearer {bearer}", **kwargs.pop("headers", {})}
         request_id = structlog.contextvars.get_contextvars().get("request_id")
         if request_id:
             headers["X-Request-ID"] = request_id

@@ -66,7 +66,16 @@ class Settings(BaseSettings):
     service_secret: SecretStr | None = None
     service_secret_file: Path | None = None
 
-    cors_origins: list[str] = ["http://localhost:8080"]
+    # Where browsers reach the API (e.g. https://shop.example/api), for links such as image
+    # URLs; unset, links follow the address each request came in on.
+    public_api_url: str | None = None
+
+    # The app (Flet web UI): its port, and the API it talks to (the gateway by default).
+    app_port: int = 8080
+    app_api_url: str | None = None
+
+    # Browser origins allowed to call the APIs: the app, by either loopback name.
+    cors_origins: list[str] = ["http://localhost:8080", "http://127.0.0.1:8080"]
 
     # One-time codes and mail.
     otp_ttl: int = 300
@@ -86,6 +95,11 @@ class Settings(BaseSettings):
     delivery_fee_paise: int = Field(default=2500, ge=0)
     free_delivery_threshold_paise: int = Field(default=19900, ge=0)
     reservation_timeout: int = Field(default=60, ge=5)
+    # Every order promises delivery this many minutes after it is placed.
+    delivery_promise_minutes: int = Field(default=10, ge=1, le=240)
+    # Live streams (server-sent events) send a heartbeat, and re-check what they show,
+    # when nothing happened for this long.
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=60)
 
     @computed_field  # type: ignore[prop-decorator]
     @cached_property
@@ -108,6 +122,10 @@ class Settings(BaseSettings):
     @property
     def effective_jwks_url(self) -> str:
         return self.jwks_url or f"{self.users_url}/.well-known/jwks.json"
+
+    @property
+    def effective_app_api_url(self) -> str:
+        return self.app_api_url or f"http://{self.host}:{self.gateway_port}/api"
 
     @property
     def keys_dir(self) -> Path:

@@ -1,1 +1,1 @@
-"""User service (port 8001): one-time codes, registration, login, profiles and token keys."""
+"""User service (port 8001): one-time codes, registration, login, profiles, address books and token keys."""

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import EmailStr, ValidationError
 
 from winkit.platform.auth import CurrentPrincipal
 from winkit.platform.service import from_state
 from winkit.users.accounts import Accounts
+from winkit.users.addresses import AddressBook
 from winkit.users.mail import DevOutboxSender
 from winkit.users.otp import OtpService
 from winkit.users.schemas import (
+    AddressCreate,
+    AddressUpdate,
     LoginRequest,
     OtpRequest,
     OtpSent,
@@ -21,6 +24,7 @@ from winkit.users.schemas import (
     Profile,
     ProfileUpdate,
     RegisterRequest,
+    SavedAddress,
     TokenResponse,
     UserOut,
 )
@@ -30,6 +34,7 @@ router = APIRouter()
 
 AccountsDep = Annotated[Accounts, from_state("accounts")]
 OtpDep = Annotated[OtpService, from_state("otp")]
+AddressesDep = Annotated[AddressBook, from_state("addresses")]
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -105,6 +110,37 @@ async def get_profile(
 async def update_profile(body: ProfileUpdate, principal: CurrentPrincipal, accounts: AccountsDep) -> dict[str, Any]:
     """Change name and phone; role, email and id are not changeable here."""
     return await accounts.update_profile(principal, body.model_dump(exclude_unset=True))
+
+
+@router.get("/addresses", response_model=list[SavedAddress], tags=["addresses"])
+async def list_addresses(principal: CurrentPrincipal, addresses: AddressesDep) -> list[dict[str, Any]]:
+    """The caller's saved addresses: the default first, then oldest first."""
+    return await addresses.addresses(principal)
+
+
+@router.post("/addresses", status_code=201, response_model=SavedAddress, tags=["addresses"])
+async def add_address(body: AddressCreate, principal: CurrentPrincipal, addresses: AddressesDep) -> dict[str, Any]:
+    """Save an address (at most 20); the first one becomes the default."""
+    return await addresses.add(principal, body.model_dump())
+
+
+@router.get("/addresses/{address_id}", response_model=SavedAddress, tags=["addresses"])
+async def get_address(address_id: str, principal: CurrentPrincipal, addresses: AddressesDep) -> dict[str, Any]:
+    return await addresses.get(principal, address_id)
+
+
+@router.patch("/addresses/{address_id}", response_model=SavedAddress, tags=["addresses"])
+async def update_address(
+    address_id: str, body: AddressUpdate, principal: CurrentPrincipal, addresses: AddressesDep
+) -> dict[str, Any]:
+    """Change some fields; ``"is_default": true`` makes this the default address."""
+    return await addresses.update(principal, address_id, body.model_dump(exclude_unset=True))
+
+
+@router.delete("/addresses/{address_id}", status_code=204, response_class=Response, tags=["addresses"])
+async def delete_address(address_id: str, principal: CurrentPrincipal, addresses: AddressesDep) -> None:
+    """Delete; if it was the default, the oldest remaining address becomes the default."""
+    await addresses.delete(principal, address_id)
 
 
 dev_router = APIRouter(prefix="/dev", tags=["dev"])

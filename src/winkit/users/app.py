@@ -12,6 +12,7 @@ from winkit.platform.service import create_service_app
 from winkit.platform.settings import Settings
 from winkit.users import api
 from winkit.users.accounts import Accounts, ensure_dev_staff
+from winkit.users.addresses import AddressBook
 from winkit.users.mail import DevOutboxSender, mail_sender
 from winkit.users.otp import OtpService
 from winkit.users.store import UsersStore
@@ -29,6 +30,7 @@ async def _startup(app: FastAPI, _: AsyncExitStack) -> None:
     app.state.dev_outbox = DevOutboxSender(store) if settings.env == "dev" else None
     app.state.otp = OtpService(store, mail_sender(settings, app.state.dev_outbox), settings)
     app.state.accounts = Accounts(store, app.state.otp, issuer)
+    app.state.addresses = AddressBook(store)
     if settings.env == "dev":
         await ensure_dev_staff(store)
 
@@ -45,5 +47,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         router=router,
         startup=_startup,
         title="Winkit users",
-        description="One-time codes, registration, login, profiles and the token signing keys.",
+        description="One-time codes, registration, login, profiles, address books and the token signing keys.",
     )

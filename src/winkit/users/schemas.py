@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
+from winkit.platform.address import City, DeliveryAddress, Line, MobileNumber, OptionalLine, Pincode
+from winkit.platform.address import Name as RecipientName
 from winkit.platform.auth import Role
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -83,3 +86,42 @@ class OutboxMessage(BaseModel):
     subject: str
     body: str
     sent_at: datetime
+
+
+class AddressCreate(DeliveryAddress):
+    is_default: bool = False
+
+
+class AddressUpdate(Strict):
+    """Fields left out stay as they are; ``null`` clears line2 or landmark."""
+
+    name: RecipientName | None = None
+    phone: MobileNumber | None = None
+    line1: Line | None = None
+    line2: OptionalLine = None
+    landmark: OptionalLine = None
+    city: City | None = None
+    pincode: Pincode | None = None
+    is_default: bool | None = None
+
+    @field_validator("name", "phone", "line1", "city", "pincode", "is_default")
+    @classmethod
+    def required_is_not_null(cls, value: object, info: ValidationInfo) -> object:
+        if value is None:
+            message = "{field} cannot be cleared; leave it out to keep it."
+            raise PydanticCustomError("not_null", message, {"field": info.field_name})
+        return value
+
+
+class SavedAddress(BaseModel):
+    id: str
+    name: str
+    phone: str
+    line1: str
+    line2: str | None = None
+    landmark: str | None = None
+    city: str
+    pincode: str
+    is_default: bool
+    created_at: datetime
+    updated_at: datetime

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from winkit.platform.database import Document, object_id
+
+# The default first, then oldest first (the id breaks ties within a millisecond).
+_BOOK_ORDER = [("is_default", DESCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)]
+_OLDEST = [("created_at", ASCENDING), ("_id", ASCENDING)]
 
 
 class EmailTaken(Exception):
     pass
 
 
+class AddressLimitReached(Exception):
+    pass
+
+
 class UsersStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self._client = db.client
         self.users = db["users"]
+        self.addresses = db["addresses"]
+        self.address_books = db["address_books"]
         self.codes = db["otp_codes"]
         self.mail = db["dev_mail"]
 
@@ -26,6 +40,7 @@ class UsersStore:
         # email_key is the case-folded address: the unique index makes the email
         # case-insensitively unique without relying on collation support.
         await self.users.create_indexes([IndexModel([("email_key", ASCENDING)], unique=True)])
+        await self.addresses.create_indexes([IndexModel([("user_id", ASCENDING), ("created_at", ASCENDING)])])
         await self.codes.create_indexes([IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)])
         await self.mail.create_indexes(
             [
@@ -96,3 +111,85 @@ class UsersStore:
     async def mail_to(self, to_key: str, limit: int = 50) -> list[Document]:
         cursor = self.mail.find({"to_key": to_key}).sort("sent_at", DESCENDING).limit(limit)
         return await cursor.to_list()
+
+    # addresses: every change that can move the default runs in a transaction that first
+    # writes the user's address_books document. Two such changes for one user therefore
+    # conflict, and with_transaction retries the loser on a fresh snapshot: they run as if
+    # one after the other, so "exactly one default" and the limit hold under concurrency.
+    async def _in_book(self, user_id: str, change: Callable[[AsyncClientSession], Awaitable[Any]]) -> Any:
+        async def locked(session: AsyncClientSession) -> Any:
+            await self.address_books.update_one(
+                {"_id": user_id}, {"$inc": {"changes": 1}}, upsert=True, session=session
+            )
+            return await change(session)
+
+        async with self._client.start_session() as session:
+            return await session.with_transaction(locked)
+
+    async def addresses_of(self, user_id: str) -> list[Document]:
+        return await self.addresses.find({"user_id": user_id}).sort(_BOOK_ORDER).to_list()
+
+    async def address(self, user_id: str, address_id: ObjectId) -> Document | None:
+        return await self.addresses.find_one({"_id": address_id, "user_id": user_id})
+
+    async def insert_address(self, address: Document, *, make_default: bool, limit: int) -> Document:
+        """Insert ``address`` (it carries ``user_id``); a user's first address is the default."""
+        user_id = address["user_id"]
+
+        async def insert(session: AsyncClientSession) -> Document:
+            count = await self.addresses.count_documents({"user_id": user_id}, session=session)
+            if count >= limit:
+                raise AddressLimitReached(limit)
+            is_default = make_default or count == 0
+            if is_default:
+                await self._unset_default(user_id, session)
+            doc = {**address, "is_default": is_default}
+            result = await self.addresses.insert_one(doc, session=session)
+            return {**doc, "_id": result.inserted_id}
+
+        return await self._in_book(user_id, insert)
+
+    async def update_address(
+        self, user_id: str, address_id: ObjectId, changes: Document, *, make_default: bool
+    ) -> Document | None:
+        where = {"_id": address_id, "user_id": user_id}
+        if not make_default:
+            # Leaves is_default alone, so one document and no transaction.
+            return await self.addresses.find_one_and_update(
+                where, {"$set": changes}, return_document=ReturnDocument.AFTER
+            )
+
+        async def update(session: AsyncClientSession) -> Document | None:
+            if await self.addresses.find_one(where, {"_id": 1}, session=session) is None:
+                return None
+            await self._unset_default(user_id, session)
+            return await self.addresses.find_one_and_update(
+                where,
+                {"$set": {**changes, "is_default": True}},
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+
+        return await self._in_book(user_id, update)
+
+    async def delete_address(self, user_id: str, address_id: ObjectId) -> bool:
+        """Delete; if it was the default, the oldest remaining address becomes the default."""
+
+        async def delete(session: AsyncClientSession) -> bool:
+            deleted = await self.addresses.find_one_and_delete({"_id": address_id, "user_id": user_id}, session=session)
+            if deleted is None:
+                return False
+            if deleted["is_default"]:
+                oldest = await self.addresses.find_one({"user_id": user_id}, {"_id": 1}, sort=_OLDEST, session=session)
+                if oldest is not None:
+                    await self.addresses.update_one(
+                        {"_id": oldest["_id"]}, {"$set": {"is_default": True}}, session=session
+                    )
+            return True
+
+        return await self._in_book(user_id, delete)
+
+    async def _unset_default(self, user_id: str, session: AsyncClientSession) -> None:
+        await self.addresses.update_many(
+            {"user_id": user_id, "is_default": True}, {"$set": {"is_default": False}}, session=session
+        )

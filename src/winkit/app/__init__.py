@@ -1,0 +1,1 @@
+"""The Winkit app: a Flet (Flutter) UI for shoppers and store staff."""

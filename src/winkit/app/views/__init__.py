@@ -1,0 +1,1 @@
+"""Thin Flet views: each builds one screen from state objects and the shell."""

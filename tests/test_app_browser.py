@@ -1,0 +1,253 @@
+"""The app in a real headless Chromium: a shopper and a store worker, live, end to end.
+
+The app server (Flet), the gateway and the four services run on real sockets; Chromium
+(Debian's package, driven by Playwright) clicks through the app as people would, finding
+controls by role and name through Flutter's semantics tree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from harness import latest_code, new_product, unique_email
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from winkit.platform.keys import load_signing_key, public_jwk
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium is not installed (apt-get install chromium)"
+)
+
+# Flags that work on a machine without a screen, a sandbox or the internet.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Bounds on waiting for the app to react, never expectations of speed.
+UI_TIMEOUT_MS = 30_000
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Screen:
+    """One browser tab on the app, driven through its semantics tree."""
+
+    def __init__(self, browser: Any, base_url: str, viewport: dict[str, int]) -> None:
+        self.context = browser.new_context(viewport=viewport, base_url=base_url)
+        self.page = self.context.new_page()
+        OPEN_SCREENS.append(self)
+
+    def open(self, path: str) -> Screen:
+        self.page.goto(path)
+        placeholder = self.page.locator("flt-semantics-placeholder")
+        placeholder.wait_for(state="attached", timeout=UI_TIMEOUT_MS)
+        # Flutter builds its accessibility tree once asked to: then roles and names exist.
+        placeholder.dispatch_event("click")
+        return self
+
+    def button(self, name: str, exact: bool = True) -> Any:
+        return self.page.get_by_role("button", name=name, exact=exact)
+
+    def field(self, label: str) -> Any:
+        return self.page.get_by_role("textbox", name=label, exact=True)
+
+    def fill(self, label: str, value: str) -> None:
+        """Type into a field key by key, as a person does (Flutter hears keystrokes, not a DOM
+        value being set). A keystroke Flutter drops while busy is caught and the field retyped."""
+        field = self.field(label)
+        field.wait_for(timeout=UI_TIMEOUT_MS)
+        element = field.element_handle()
+        for _ in range(3):
+            field.click()
+            # Keys typed before Flutter has moved focus into the field would be lost.
+            self.page.wait_for_function("el => document.activeElement === el", arg=element, timeout=UI_TIMEOUT_MS)
+            self.page.keyboard.press("Control+A")
+            self.page.keyboard.type(value, delay=10)
+            try:
+                self.page.wait_for_function("([el, v]) => el.value === v", arg=[element, value], timeout=5_000)
+                return
+            except PlaywrightTimeout:
+                continue
+        raise AssertionError(f"could not type {value!r} into {label!r}")
+
+    def click(self, name: str, exact: bool = True) -> None:
+        button = self.button(name, exact)
+        button.wait_for(timeout=UI_TIMEOUT_MS)
+        button.click()
+
+    def shows(self, text: str) -> Any:
+        """Text on screen: Flutter puts it in an element's text or in its aria-label."""
+        quoted = json.dumps(text, ensure_ascii=False)
+        return self.page.locator(f"flt-semantics-host :is([aria-label*={quoted}], :text({quoted}))").first
+
+    def wait_for_text(self, text: str) -> None:
+        self.shows(text).wait_for(timeout=UI_TIMEOUT_MS)
+
+    def close(self) -> None:
+        self.context.close()
+        OPEN_SCREENS.remove(self)
+
+
+OPEN_SCREENS: list[Screen] = []
+
+
+@pytest.fixture(autouse=True)
+def screenshots_on_failure(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[None]:
+    """A failed test leaves a picture of every screen it had open, named in its report."""
+    yield
+    failed = getattr(request.node, "report_call", None)
+    for index, screen in enumerate(list(OPEN_SCREENS)):
+        if failed is not None and failed.failed:
+            path = tmp_path / f"screen-{index}.png"
+            screen.page.screenshot(path=path)
+            print(f"screenshot: {path}")
+        screen.close()
+
+
+def sign_up(screen: Screen, users: httpx.Client, name: str) -> str:
+    email = unique_email("app")
+    screen.click("New to Winkit? Create an account")
+    screen.fill("Your name", name)
+    screen.fill("Email", email)
+    screen.click("Email me a code")
+    screen.wait_for_text("We sent a code")
+    screen.fill("6-digit code from your email", latest_code(users, email))
+    screen.fill("Choose a password", "correct horse battery")
+    screen.click("Create account")
+    return email
+
+
+def sign_in(screen: Screen, email: str, password: str) -> None:
+    screen.fill("Email", email)
+    screen.fill("Password", password)
+    screen.click("Sign in")
+
+
+def test_a_new_shopper_orders_and_watches_staff_deliver_it_live(app_stack, browser, stack, catalog, users):
+    staff_headers = stack.staff_headers()
+    product = new_product(catalog, staff_headers, stock=10, price=30.0)
+    name = product["name"]
+
+    shopper = Screen(browser, app_stack.url, PHONE).open("/")
+    shopper.fill("Search groceries", name)
+    shopper.page.keyboard.press("Enter")
+    # Browsing needs no account; adding asks the shopper to sign in first.
+    shopper.click(f"Add {name} to cart")
+    sign_up(shopper, users, "Meera Shopper")
+    shopper.click(f"One more {name}")
+    shopper.wait_for_text("2 in cart")
+
+    shopper.page.get_by_role("tab", name=re.compile("^Cart")).click()
+    shopper.wait_for_text("Add ₹139 more for free delivery")
+    shopper.click("Checkout · ₹85")
+    shopper.fill("Full name", "Meera Shopper")
+    shopper.fill("Mobile number", "98765 43210")
+    shopper.fill("House, building, street", "4 Residency Road")
+    shopper.fill("City", "Bengaluru")
+    shopper.fill("Pincode", "560025")
+    shopper.click("Place order · ₹85")
+    shopper.wait_for_text("Order placed!")
+    shopper.wait_for_text("Arriving by")
+    order_id = re.search(r"/orders/([0-9a-f]{24})", shopper.page.url).group(1)  # type: ignore[union-attr]
+    number = f"#{order_id[-6:]}"
+
+    board = Screen(browser, app_stack.url, DESKTOP).open("/login")
+    sign_in(board, "staff@winkit.local", "winkit-staff-dev")
+    board.wait_for_text("Operations board")
+    for action, shown in [
+        ("Confirm", "Confirmed by the store"),
+        ("Mark packed", "Packed"),
+        ("Hand to rider", "On the way"),
+        ("Mark delivered", "Delivered at"),
+    ]:
+        board.click(f"{action} order {number}")
+        # The shopper's tracking screen moves by itself: no reload, no click.
+        shopper.wait_for_text(shown)
+    board.shows(number).wait_for(state="detached", timeout=UI_TIMEOUT_MS)
+    assert catalog.get(f"/products/{product['id']}").json()["stock"] == 8
+    shopper.close()
+    board.close()
+
+
+def test_an_out_of_stock_checkout_says_which_item_and_offers_a_fix(app_stack, browser, stack, catalog, orders):
+    staff_headers = stack.staff_headers()
+    product = new_product(catalog, staff_headers, stock=5, price=60.0)
+    customer = stack.customer()
+    orders.post("/cart/add", json={"product_id": product["id"], "quantity": 3}, headers=customer.headers)
+    screen = Screen(browser, app_stack.url, DESKTOP).open("/login")
+    sign_in(screen, customer.email, customer.password)
+    screen.page.get_by_role("tab", name=re.compile("^Cart")).click()
+    screen.click("Checkout · ₹205")
+    screen.fill("Full name", "Asha")
+    screen.fill("Mobile number", "9876543210")
+    screen.fill("House, building, street", "1 Lake View")
+    screen.fill("City", "Pune")
+    screen.fill("Pincode", "411001")
+    catalog.patch(f"/products/{product['id']}", json={"stock": 1}, headers=staff_headers)
+    screen.click("Place order · ₹205")
+    screen.wait_for_text(f"Only 1 of {product['name']} left.")
+    screen.click("Fix my cart")
+    screen.wait_for_text("Your cart now matches what is in stock.")
+    cart = orders.get("/cart", headers=customer.headers).json()
+    assert [(line["product_id"], line["quantity"]) for line in cart["items"]] == [(product["id"], 1)]
+    screen.close()
+
+
+def expired_token(settings: Any, user_id: str) -> str:
+    key = load_signing_key(settings)
+    now = int(time.time())
+    claims = {
+        "sub": user_id,
+        "role": "customer",
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": now - 7200,
+        "exp": now - 3600,
+        "jti": uuid.uuid4().hex,
+    }
+    return jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": public_jwk(key.public_key())["kid"]})
+
+
+def test_an_expired_session_returns_to_sign_in_and_keeps_the_cart(app_stack, browser, stack, catalog, orders):
+    product = new_product(catalog, stack.staff_headers(), stock=5)
+    customer = stack.customer()
+    orders.post("/cart/add", json={"product_id": product["id"]}, headers=customer.headers)
+    session = {"access_token": expired_token(stack.settings, customer.user_id), "user_id": customer.user_id}
+    session |= {"role": "customer", "expires_in": 3600}
+    screen = Screen(browser, app_stack.url, PHONE)
+    # What the app stored in the browser when this person last signed in, an hour ago.
+    screen.context.add_init_script(
+        f"localStorage.setItem('flutter.winkit.session', {json.dumps(json.dumps(json.dumps(session)))});"
+    )
+    screen.open("/orders")
+    screen.wait_for_text("Your session has ended")
+    screen.field("Email").wait_for(timeout=UI_TIMEOUT_MS)
+    sign_in(screen, customer.email, customer.password)
+    screen.wait_for_text("No orders yet")
+    assert orders.get("/cart", headers=customer.headers).json()["items"][0]["product_id"] == product["id"]
+    screen.close()
