@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 #
-# One image for every Winkit service and the gateway. It holds the installed package only;
+# One image for every Winkit service, the gateway and the app. It holds the installed package only;
 # compose and Kubernetes choose the app factory and port, e.g.
 #   docker run winkit:local winkit.users.app:create_app --factory --host 0.0.0.0 --port 8001
 # Without arguments it runs the gateway on 8000.
@@ -20,18 +20,19 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
 
-# The runtime dependencies plus the `redis` extra (shared gateway rate limits); never `test`.
+# The runtime dependencies plus the `redis` extra (shared gateway rate limits) and the `app`
+# extra (the Flet web app and its Flutter build); never `test`.
 RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv /opt/venv \
  && set -- /wheels/winkit-*.whl \
- && /opt/venv/bin/pip install "$1[redis]" \
+ && /opt/venv/bin/pip install "$1[redis,app]" \
  && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 # --- runtime: the venv on a clean base, as an unprivileged user ---------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 
 LABEL org.opencontainers.image.title="winkit" \
-      org.opencontainers.image.description="Winkit quick-commerce services (users, catalog, orders, delivery, gateway)" \
+      org.opencontainers.image.description="Winkit quick-commerce services (users, catalog, orders, delivery, gateway, app)" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # A fixed numeric uid/gid, so Kubernetes' runAsNonRoot can verify it without a passwd lookup.
@@ -50,7 +51,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /tmp
 USER 10001:10001
 
-EXPOSE 8000 8001 8002 8003 8004
+EXPOSE 8000 8001 8002 8003 8004 8080
 
 # No HEALTHCHECK here: the port differs per service, so compose and Kubernetes define theirs.
 ENTRYPOINT ["uvicorn"]

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test bench clean
+.PHONY: run test bench mobile clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "winkit needs Python 3.11 or newer")'
@@ -22,5 +22,16 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/gateway_overhead.py
 
+# The phone app, on a machine with the Flutter SDK: make mobile TARGET=apk (or aab, ipa).
+# Packs only the app's own code (src/winkit/app without its web server) with mobile/.
+TARGET ?= apk
+mobile: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check flet-cli==1.0.5
+	rm -rf build/mobile && mkdir -p build/mobile/src/winkit
+	cp mobile/pyproject.toml build/mobile/ && cp mobile/main.py build/mobile/src/
+	cp src/winkit/__init__.py build/mobile/src/winkit/ && cp -r src/winkit/app build/mobile/src/winkit/
+	rm build/mobile/src/winkit/app/app.py build/mobile/src/winkit/app/assets.py
+	cd build/mobile && ../../$(BIN)/flet build $(TARGET) --yes
+
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache build

@@ -111,7 +111,7 @@ class AppStack:
     """The gateway and the app server (Flet, on :8080 in ``winkit run``) in front of the stack."""
 
     def __init__(self, stack: Stack) -> None:
-        from winkit.app.server import create_app as app_server
+        from winkit.app.app import create_app as app_server
         from winkit.gateway.app import create_app as gateway_app
 
         app_socket, gateway_socket = bound_socket(), bound_socket()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
@@ -13,6 +12,8 @@ from typing import Any
 
 import httpx
 import uvicorn
+
+from winkit.app.client import EventStreamParser
 
 
 def bound_socket() -> socket.socket:
@@ -131,17 +132,10 @@ def new_product(catalog: httpx.Client, staff: dict[str, str], *, stock: int, pri
 def server_sent_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
     """(event, JSON data) for each event of a text/event-stream; ("comment", text) for a
     heartbeat. Reading blocks until the server sends: use a client with a read timeout."""
-    event, data = "message", []
+    parser = EventStreamParser()
     for line in response.iter_lines():
-        if line.startswith(":"):
-            yield "comment", line[1:].strip()
-        elif line.startswith("event:"):
-            event = line.removeprefix("event:").strip()
-        elif line.startswith("data:"):
-            data.append(line.removeprefix("data:").strip())
-        elif line == "" and data:
-            yield event, json.loads("\n".join(data))
-            event, data = "message", []
+        if (event := parser.feed(line)) is not None:
+            yield event
 
 
 def next_event(events: Iterator[tuple[str, Any]], skip: str = "comment") -> tuple[str, Any]:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import re
+import sys
+import tomllib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -204,6 +209,13 @@ def test_the_timeline_marks_what_happened_and_when():
     assert [s.label for s in steps][:2] == ["Order placed", "Confirmed by the store"]
     assert [(s.done, s.current) for s in steps] == [(True, False), (True, True)] + [(False, False)] * 3
     assert steps[1].at == "1:31 PM" and tracking.can_cancel and not tracking.is_final
+    # A screen reader hears whether each step happened, not only its name.
+    assert [s.spoken for s in steps[:3]] == [
+        "Order placed: done at 1:30 PM",
+        "Confirmed by the store: now, since 1:31 PM",
+        "Packed: not yet",
+    ]
+    assert tracking.headline == "Confirmed by the store"
 
 
 def test_the_promise_counts_down_then_admits_lateness_then_says_when_it_came():
@@ -261,3 +273,45 @@ def test_board_buttons_are_exactly_the_allowed_transitions():
 def test_low_stock_lists_the_scarcest_first():
     items = [product(stock=12, name="A"), product(stock=0, name="B"), product(stock=4, name="C")]
     assert [p.name for p in low_stock(items)] == ["B", "C"]
+
+
+# --- what a phone build carries -----------------------------------------------------
+
+APP = Path(__file__).resolve().parents[1] / "src" / "winkit" / "app"
+# The web server's own files; `make mobile` leaves them out of the phone build.
+WEB_SERVER_ONLY = {"app.py", "assets.py"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules.add(node.module)
+    return modules
+
+
+def test_the_app_needs_nothing_a_phone_build_does_not_carry():
+    mobile = tomllib.loads((APP.parents[2] / "mobile" / "pyproject.toml").read_text())
+    carried = {re.split(r"[=<>\[ ]", dependency)[0] for dependency in mobile["project"]["dependencies"]}
+    for path in APP.rglob("*.py"):
+        if path.name in WEB_SERVER_ONLY and path.parent == APP:
+            continue
+        for module in imported_modules(path):
+            top = module.split(".")[0]
+            if top == "winkit":
+                own = module.startswith("winkit.app") and module not in {"winkit.app.app", "winkit.app.assets"}
+                assert own, f"{path.name} imports {module}, which a phone build does not carry"
+            else:
+                assert top in sys.stdlib_module_names or top in carried, f"{path.name} imports {module}"
+
+
+@pytest.mark.parametrize(
+    ("path", "tab"),
+    [("/", "Shop"), ("/product/abc", "Shop"), ("/cart", "Cart"), ("/checkout", "Cart"), ("/orders/abc", "Orders")],
+)
+def test_each_page_lights_up_its_tab(path, tab):
+    from winkit.app.shell import SHOPPER_TABS
+
+    assert max(SHOPPER_TABS, key=lambda t: t.covers(path)).label == tab

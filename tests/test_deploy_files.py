@@ -27,10 +27,14 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 DOCS = ROOT / "docs" / "deployment.md"
 
-# The four services and the gateway, with the ports the code itself uses.
-PORTS: dict[str, int] = {**SERVICE_PORTS, "gateway": Settings.model_fields["gateway_port"].default}
+# The four services, the gateway and the app, with the ports the code itself uses.
+PORTS: dict[str, int] = {
+    **SERVICE_PORTS,
+    "gateway": Settings.model_fields["gateway_port"].default,
+    "app": Settings.model_fields["app_port"].default,
+}
 SERVICES = tuple(SERVICE_PORTS)
-APPS = (*SERVICES, "gateway")
+APPS = (*SERVICES, "gateway", "app")
 
 # Which secret each app may see: the signing key only in users, the service secret only in
 # the two services that sign or check internal calls.
@@ -40,6 +44,7 @@ COMPOSE_SECRETS = {
     "orders": {"service_secret"},
     "delivery": set(),
     "gateway": set(),
+    "app": set(),
 }
 K8S_SECRETS = {
     "users": {"winkit-jwt-key", "winkit-smtp"},
@@ -47,6 +52,7 @@ K8S_SECRETS = {
     "orders": {"winkit-service-secret"},
     "delivery": set(),
     "gateway": set(),
+    "app": set(),
 }
 # Files in k8s/ that are not resources of the kustomization, and why.
 NOT_RESOURCES = {
@@ -203,11 +209,11 @@ def test_dockerfile_builds_a_wheel_in_one_stage_and_runs_it_in_another() -> None
     assert all(stage.startswith("python:3.11-slim") for stage in stages)
     runs = " ".join(value for kind, value in instructions if kind == "RUN")
     assert "pip wheel" in runs
-    assert "[redis]" in runs
+    assert "[redis,app]" in runs
     assert "[test" not in runs and "[dev" not in runs
     # The extra the image installs is one the project defines.
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert "redis" in extras
+    assert {"redis", "app"} <= set(extras)
 
 
 def test_dockerfile_runs_uvicorn_as_an_unprivileged_user() -> None:
@@ -254,9 +260,9 @@ def test_compose_uses_the_compose_spec_without_version() -> None:
     assert set(APPS) | {"mongo", "nats", "redis", "mailpit"} <= set(compose()["services"])
 
 
-def test_compose_publishes_only_the_gateway_and_the_local_mail_ui() -> None:
+def test_compose_publishes_only_the_gateway_the_app_and_the_local_mail_ui() -> None:
     published = {name: svc["ports"] for name, svc in compose()["services"].items() if svc.get("ports")}
-    assert published == {"gateway": ["8000:8000"], "mailpit": ["127.0.0.1:8025:8025"]}
+    assert published == {"gateway": ["8000:8000"], "app": ["8080:8080"], "mailpit": ["127.0.0.1:8025:8025"]}
     for name, service in compose()["services"].items():
         assert "network_mode" not in service, f"{name} must stay on the compose network"
 
@@ -588,14 +594,21 @@ def test_nats_is_a_three_member_jetstream_cluster() -> None:
     assert named("ConfigMap", "winkit-config")["data"]["WINKIT_NATS_STREAM_REPLICAS"] == str(replicas)
 
 
-def test_the_ingress_is_the_only_public_entry_and_reaches_the_gateway() -> None:
+def test_the_ingress_is_the_only_public_entry_sending_api_to_the_gateway_and_the_rest_to_the_app() -> None:
     ingresses = objects("Ingress")
     assert len(ingresses) == 1
-    backends = [path["backend"]["service"] for rule in ingresses[0]["spec"]["rules"] for path in rule["http"]["paths"]]
-    assert backends and all(b["name"] == "gateway" for b in backends)
-    gateway = named("Service", "gateway")
-    service_ports = {p.get("name") for p in gateway["spec"]["ports"]} | {p["port"] for p in gateway["spec"]["ports"]}
-    assert all(next(iter(b["port"].values())) in service_ports for b in backends)
+    paths = {
+        path["path"]: path["backend"]["service"]
+        for rule in ingresses[0]["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert {path: backend["name"] for path, backend in paths.items()} == {"/api": "gateway", "/": "app"}
+    for backend in paths.values():
+        service = named("Service", backend["name"])
+        service_ports = {p.get("name") for p in service["spec"]["ports"]} | {
+            p["port"] for p in service["spec"]["ports"]
+        }
+        assert next(iter(backend["port"].values())) in service_ports
     for service in objects("Service"):
         assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
 
@@ -662,6 +675,8 @@ def inside(name: str) -> Source:
 
 ALLOWED = [
     (INGRESS_CONTROLLER, "gateway", 8000),
+    (INGRESS_CONTROLLER, "app", PORTS["app"]),
+    (inside("app"), "gateway", 8000),
     *[(inside("gateway"), name, PORTS[name]) for name in SERVICES],
     (inside("gateway"), "redis", 6379),
     (inside("orders"), "catalog", PORTS["catalog"]),
@@ -672,6 +687,9 @@ ALLOWED = [
 ]
 DENIED = [
     (SOMEWHERE_ELSE, "gateway", 8000),
+    (SOMEWHERE_ELSE, "app", PORTS["app"]),
+    *[(inside("app"), name, PORTS[name]) for name in SERVICES],
+    (inside("app"), "mongo", 27017),
     *[(INGRESS_CONTROLLER, name, PORTS[name]) for name in SERVICES],
     *[(SOMEWHERE_ELSE, name, PORTS[name]) for name in SERVICES],
     (inside("gateway"), "mongo", 27017),

@@ -220,7 +220,7 @@ def planned_children(settings: Settings) -> list[Child]:
     gateway = "winkit.gateway.app:create_app"
     children.append(service_child("gateway", gateway, settings.host, settings.gateway_port, env, ready_path="/"))
     # The app talks to the API through the gateway; Flet's sessions use sans-io websockets.
-    app = "winkit.app.server:create_app"
+    app = "winkit.app.app:create_app"
     app_options = ("--ws", "websockets-sansio")
     children.append(service_child("app", app, settings.host, settings.app_port, env, extra=app_options))
     return children

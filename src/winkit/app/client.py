@@ -83,6 +83,30 @@ def _problem(response: httpx.Response) -> ApiError:
     )
 
 
+HEARTBEAT = "comment"
+
+
+class EventStreamParser:
+    """Lines of a ``text/event-stream`` in; each whole event out as (name, JSON data), and
+    each comment line (a heartbeat) as (HEARTBEAT, its text)."""
+
+    def __init__(self) -> None:
+        self._event, self._data = "message", list[str]()
+
+    def feed(self, line: str) -> tuple[str, Any] | None:
+        if line.startswith(":"):
+            return HEARTBEAT, line[1:].strip()
+        if line.startswith("event:"):
+            self._event = line.removeprefix("event:").strip()
+        elif line.startswith("data:"):
+            self._data.append(line.removeprefix("data:").strip())
+        elif line == "" and self._data:
+            event = self._event, json.loads("\n".join(self._data))
+            self._event, self._data = "message", []
+            return event
+        return None
+
+
 class WinkitApi:
     """Calls on behalf of one person (or nobody, while ``token`` is None).
 
@@ -90,9 +114,12 @@ class WinkitApi:
     (``.../api``) and a timeout. ``token`` changes on sign-in and sign-out.
     """
 
-    def __init__(self, http: httpx.AsyncClient, token: str | None = None) -> None:
+    def __init__(self, http: httpx.AsyncClient, token: str | None = None, client_ip: str | None = None) -> None:
         self._http = http
         self.token = token
+        # The person's own address: the gateway limits requests per client IP, and every
+        # session's calls leave from the app server's one address.
+        self._client_ip = client_ip
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -100,6 +127,8 @@ class WinkitApi:
         headers = dict(extra or {})
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
+        if self._client_ip:
+            headers["X-Forwarded-For"] = self._client_ip
         return headers
 
     async def _call(
@@ -138,15 +167,11 @@ class WinkitApi:
                     if response.status_code in _UNAVAILABLE:
                         raise ApiUnreachable("Live updates are unavailable right now.")
                     raise _problem(response)
-                event, data = "message", []
+                parser = EventStreamParser()
                 async for line in response.aiter_lines():
-                    if line.startswith("event:"):
-                        event = line.removeprefix("event:").strip()
-                    elif line.startswith("data:"):
-                        data.append(line.removeprefix("data:").strip())
-                    elif line == "" and data:
-                        yield event, json.loads("\n".join(data))
-                        event, data = "message", []
+                    event = parser.feed(line)
+                    if event is not None and event[0] != HEARTBEAT:
+                        yield event
         except httpx.HTTPError as exc:
             raise ApiUnreachable("The live connection was lost.") from exc
 

@@ -1,6 +1,6 @@
 """The app's entry point: one Shell per browser tab (or phone), on one shared HTTP client.
 
-``winkit run`` serves it on the web (see ``server.py``); ``python -m winkit.app`` opens it
+``winkit run`` serves it on the web (see ``app.py``); ``python -m winkit.app`` opens it
 as a desktop window, and ``flet build`` packages the same code for Android and iOS.
 """
 
@@ -39,6 +39,6 @@ def api_client(api_url: str) -> httpx.AsyncClient:
 
 def build_main(http: httpx.AsyncClient) -> Callable[[ft.Page], Awaitable[None]]:
     async def main(page: ft.Page) -> None:
-        await Shell(page, WinkitApi(http), ROUTES).start()
+        await Shell(page, WinkitApi(http, client_ip=page.client_ip), ROUTES).start()
 
     return main

@@ -44,19 +44,36 @@ class Tab:
     route: str
     icon: ft.IconData
     selected_icon: ft.IconData
+    # The pages under this tab, besides its own (path prefixes).
+    also: tuple[str, ...] = ()
+
+    def covers(self, path: str) -> int:
+        """How specifically this tab covers ``path`` (0: not at all)."""
+        prefixes = (self.route, *self.also)
+        return max((len(p) for p in prefixes if path == p or path.startswith(p.rstrip("/") + "/")), default=0)
 
 
 SHOPPER_TABS = (
-    Tab("Shop", "/", ft.Icons.STOREFRONT_OUTLINED, ft.Icons.STOREFRONT),
-    Tab("Cart", "/cart", ft.Icons.SHOPPING_CART_OUTLINED, ft.Icons.SHOPPING_CART),
+    Tab("Shop", "/", ft.Icons.STOREFRONT_OUTLINED, ft.Icons.STOREFRONT, also=("/product",)),
+    Tab("Cart", "/cart", ft.Icons.SHOPPING_CART_OUTLINED, ft.Icons.SHOPPING_CART, also=("/checkout",)),
     Tab("Orders", "/orders", ft.Icons.RECEIPT_LONG_OUTLINED, ft.Icons.RECEIPT_LONG),
-    Tab("Account", "/account", ft.Icons.PERSON_OUTLINE, ft.Icons.PERSON),
+    Tab("Account", "/account", ft.Icons.PERSON_OUTLINE, ft.Icons.PERSON, also=("/login", "/signup")),
 )
 STAFF_TABS = (
     Tab("Board", "/staff", ft.Icons.DASHBOARD_OUTLINED, ft.Icons.DASHBOARD),
     Tab("Stock", "/staff/stock", ft.Icons.INVENTORY_2_OUTLINED, ft.Icons.INVENTORY_2),
     Tab("Account", "/account", ft.Icons.PERSON_OUTLINE, ft.Icons.PERSON),
 )
+
+
+def _width_class(width: float | None) -> int:
+    """0 phone, 1 tablet, 2 desktop."""
+    return 0 if (width or 0) < 600 else 1 if (width or 0) < 1000 else 2
+
+
+def _tab_icon(icon: ft.IconData, count: int) -> ft.Icon:
+    """A tab's icon, with a count badge (items in the cart) when there is one."""
+    return ft.Icon(icon, badge=ft.Badge(label=str(count)) if count else None)
 
 
 class Shell:
@@ -73,6 +90,7 @@ class Shell:
         self._live: asyncio.Task[None] | None = None
         self._prefs = ft.SharedPreferences()
         self._banner: ft.Banner | None = None
+        self._width_class = 0
         self._nav: ft.NavigationBar | None = None
 
     # --- lifecycle --------------------------------------------------------------------
@@ -84,6 +102,7 @@ class Shell:
         saved_theme = await self._prefs.get(THEME_KEY)
         page.theme_mode = ft.ThemeMode(saved_theme) if saved_theme in ("light", "dark") else ft.ThemeMode.SYSTEM
         page.on_route_change = self._on_route_change
+        page.on_resize = self._on_resize
         page.on_disconnect = self._on_disconnect
         page.on_close = self._on_disconnect
         await self._restore_session()
@@ -91,6 +110,11 @@ class Shell:
 
     async def _on_route_change(self, event: ft.RouteChangeEvent) -> None:
         await self.show(event.route)
+
+    async def _on_resize(self, event: ft.PageResizeEvent) -> None:
+        # Views are laid out for the width they were built at: rebuild when it changes class.
+        if _width_class(event.width) != self._width_class:
+            await self.show(self.page.route)
 
     async def _on_disconnect(self, _: Any = None) -> None:
         self.stop_live()
@@ -142,6 +166,7 @@ class Shell:
             view = self._failed_view(location)
         view.route = location
         view.navigation_bar = self._navigation(path)
+        self._width_class = _width_class(self.page.width)
         self.page.views.clear()
         self.page.views.append(view)
         self.page.update()
@@ -156,11 +181,7 @@ class Shell:
 
     def _navigation(self, path: str) -> ft.NavigationBar:
         tabs = STAFF_TABS if self.user and self.user.is_staff else SHOPPER_TABS
-        selected = max(
-            (i for i, tab in enumerate(tabs) if path == tab.route or path.startswith(tab.route.rstrip("/") + "/")),
-            key=lambda i: len(tabs[i].route),
-            default=0,
-        )
+        selected = max(range(len(tabs)), key=lambda i: tabs[i].covers(path))
         count = self.cart.cart.count if self.cart else 0
 
         async def change(event: ft.Event[ft.NavigationBar]) -> None:
@@ -169,10 +190,9 @@ class Shell:
         self._nav = ft.NavigationBar(
             destinations=[
                 ft.NavigationBarDestination(
-                    icon=tab.icon,
-                    selected_icon=tab.selected_icon,
+                    icon=_tab_icon(tab.icon, count if tab.route == "/cart" else 0),
+                    selected_icon=_tab_icon(tab.selected_icon, count if tab.route == "/cart" else 0),
                     label=tab.label,
-                    badge=str(count) if tab.route == "/cart" and count else None,
                 )
                 for tab in tabs
             ],
@@ -334,7 +354,9 @@ class Shell:
         self.cart = CartView(cart)
         if self._nav is not None:
             index = next(i for i, tab in enumerate(SHOPPER_TABS) if tab.route == "/cart")
-            self._nav.destinations[index].badge = str(cart.count) if cart.count else None
+            destination = self._nav.destinations[index]
+            destination.icon = _tab_icon(SHOPPER_TABS[index].icon, cart.count)
+            destination.selected_icon = _tab_icon(SHOPPER_TABS[index].selected_icon, cart.count)
             self._nav.update()
 
     async def add_to_cart(self, product_id: str, quantity: int = 1) -> None:

@@ -243,6 +243,13 @@ class Step:
     current: bool
     at: str | None
 
+    @property
+    def spoken(self) -> str:
+        """What a screen reader says of this step: the label alone does not say if it happened."""
+        if self.current:
+            return f"{self.label}: now" + (f", since {self.at}" if self.at else "")
+        return f"{self.label}: done at {self.at}" if self.done and self.at else f"{self.label}: not yet"
+
 
 @dataclass(frozen=True)
 class Tracking:
@@ -252,6 +259,10 @@ class Tracking:
     @property
     def status(self) -> str:
         return self.delivery.status if self.delivery else self.order.status
+
+    @property
+    def headline(self) -> str:
+        return STEP_LABELS.get(self.status, self.status)
 
     @property
     def steps(self) -> list[Step]:

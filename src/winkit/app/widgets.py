@@ -37,10 +37,16 @@ def icon_button(
 def page_body(*controls: ft.Control, width: float | None) -> ft.Control:
     """The view's content, centred and at most MAX_WIDTH wide, with side margins."""
     inner = min(width or MAX_WIDTH, MAX_WIDTH) - 32
-    return ft.Row(
-        [ft.Column(list(controls), width=max(inner, 280), spacing=16)],
-        alignment=ft.MainAxisAlignment.CENTER,
+    column = ft.Column(
+        list(controls), width=max(inner, 280), spacing=16, horizontal_alignment=ft.CrossAxisAlignment.STRETCH
     )
+    return ft.Row([column], alignment=ft.MainAxisAlignment.CENTER)
+
+
+def actions(*buttons: ft.Control, end: bool = False) -> ft.Row:
+    """Buttons at their natural width in a stretched column."""
+    alignment = ft.MainAxisAlignment.END if end else ft.MainAxisAlignment.START
+    return ft.Row(list(buttons), alignment=alignment, wrap=True)
 
 
 def title(text: str, size: int = 20) -> ft.Text:

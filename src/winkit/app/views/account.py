@@ -8,11 +8,12 @@ import flet as ft
 
 from winkit.app.shell import Shell
 from winkit.app.views.cart import address_form, read_address
-from winkit.app.widgets import BRAND, muted, page_body, title
+from winkit.app.widgets import BRAND, actions, muted, page_body, title
 
 
 def _form_card(*controls: ft.Control) -> ft.Control:
-    return ft.Card(ft.Container(ft.Column(list(controls), spacing=14), padding=24), width=440)
+    column = ft.Column(list(controls), spacing=14, horizontal_alignment=ft.CrossAxisAlignment.STRETCH)
+    return ft.Card(ft.Container(column, padding=24), width=440)
 
 
 def _centered(shell: Shell, heading: str, card: ft.Control, back: str | None = None) -> ft.View:
@@ -159,16 +160,18 @@ async def account(shell: Shell, _: dict[str, str]) -> ft.View:
         ),
         ft.Card(ft.Container(ft.Column([adding, saved]), padding=16)),
         title("Appearance", 18),
-        ft.SegmentedButton(
-            segments=[
-                ft.Segment(value="system", label="System"),
-                ft.Segment(value="light", label="Light"),
-                ft.Segment(value="dark", label="Dark"),
-            ],
-            selected=[mode.value],
-            on_change=theme,
+        actions(
+            ft.SegmentedButton(
+                segments=[
+                    ft.Segment(value="system", label="System"),
+                    ft.Segment(value="light", label="Light"),
+                    ft.Segment(value="dark", label="Dark"),
+                ],
+                selected=[mode.value],
+                on_change=theme,
+            )
         ),
-        ft.OutlinedButton("Sign out", icon=ft.Icons.LOGOUT, on_click=shell.on(shell.sign_out)),
+        actions(ft.OutlinedButton("Sign out", icon=ft.Icons.LOGOUT, on_click=shell.on(shell.sign_out))),
         width=shell.page.width,
     )
     return ft.View(controls=[shell.appbar("Account"), body], scroll=ft.ScrollMode.AUTO)

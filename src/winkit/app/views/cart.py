@@ -8,7 +8,7 @@ from winkit.app.client import ApiError, new_key
 from winkit.app.models import Address
 from winkit.app.shell import Shell
 from winkit.app.state import ADDRESS_FIELDS, ADDRESS_LABELS, Checkout, address_form_errors, rupees
-from winkit.app.widgets import BRAND, empty_state, money_rows, muted, page_body, stepper, title
+from winkit.app.widgets import BRAND, actions, empty_state, money_rows, muted, page_body, stepper, title
 
 
 async def cart(shell: Shell, _: dict[str, str]) -> ft.View:
@@ -51,11 +51,14 @@ async def cart(shell: Shell, _: dict[str, str]) -> ft.View:
             ft.Card(ft.Column(rows, spacing=0)),
             *([_hint(hint)] if hint else []),
             ft.Card(ft.Container(ft.Column([title("Bill", 16), money_rows(view.summary)]), padding=16)),
-            ft.FilledButton(
-                f"Checkout · {rupees(view.cart.total)}",
-                icon=ft.Icons.ARROW_FORWARD,
-                on_click=lambda _: shell.go("/checkout"),
-                style=ft.ButtonStyle(bgcolor=BRAND, padding=18),
+            actions(
+                ft.FilledButton(
+                    f"Checkout · {rupees(view.cart.total)}",
+                    icon=ft.Icons.ARROW_FORWARD,
+                    on_click=lambda _: shell.go("/checkout"),
+                    style=ft.ButtonStyle(bgcolor=BRAND, padding=18),
+                ),
+                end=True,
             ),
         ]
 
@@ -179,7 +182,7 @@ async def checkout(shell: Shell, _: dict[str, str]) -> ft.View:
         note,
         ft.Card(ft.Container(ft.Column([title("Bill", 16), money_rows(view.summary)]), padding=16)),
         muted("Pay on delivery: cash or UPI to the rider."),
-        button,
+        actions(button, end=True),
         width=shell.page.width,
     )
     return ft.View(controls=[shell.appbar("Checkout", back="/cart"), body], scroll=ft.ScrollMode.AUTO)

@@ -8,8 +8,8 @@ import flet as ft
 
 from winkit.app.client import ApiError
 from winkit.app.shell import Shell
-from winkit.app.state import STEP_LABELS, Tracking, clock, rupees
-from winkit.app.widgets import BRAND, empty_state, money_rows, muted, page_body, title
+from winkit.app.state import STEP_LABELS, Step, Tracking, clock, rupees
+from winkit.app.widgets import BRAND, actions, empty_state, money_rows, muted, page_body, title
 
 STATUS_COLOURS = {"DELIVERED": ft.Colors.GREEN_700, "CANCELLED": ft.Colors.RED_700}
 
@@ -70,12 +70,13 @@ async def tracking(shell: Shell, params: dict[str, str]) -> ft.View:
 
     def draw() -> None:
         current = state["tracking"]
-        headline.value = STEP_LABELS.get(current.status, current.status)
+        headline.value = current.headline
+        headline.semantics_label = f"Order status: {current.headline}"
         promise.value = current.promise() or ""
         promise.visible = bool(promise.value)
-        timeline.controls = [_step(step.label, step.done, step.current, step.at) for step in current.steps]
+        timeline.controls = [_step(step) for step in current.steps]
         cancel_slot.content = (
-            ft.OutlinedButton("Cancel order", icon=ft.Icons.CANCEL_OUTLINED, on_click=shell.on(cancel))
+            actions(ft.OutlinedButton("Cancel order", icon=ft.Icons.CANCEL_OUTLINED, on_click=shell.on(cancel)))
             if current.can_cancel
             else None
         )
@@ -131,7 +132,7 @@ async def tracking(shell: Shell, params: dict[str, str]) -> ft.View:
                         money_rows(
                             [
                                 ("Items", rupees(order.subtotal)),
-                                ("Delivery", rupees(order.delivery_fee)),
+                                ("Delivery", rupees(order.delivery_fee) if order.delivery_fee else "Free"),
                                 ("Paid on delivery", rupees(order.total)),
                             ]
                         ),
@@ -164,20 +165,18 @@ def _placed_banner() -> ft.Control:
     )
 
 
-def _step(label: str, done: bool, current: bool, at: str | None) -> ft.Control:
-    colour = BRAND if done else ft.Colors.OUTLINE
-    icon = (
-        ft.Icons.CHECK_CIRCLE
-        if done and not current
-        else ft.Icons.RADIO_BUTTON_CHECKED
-        if current
-        else ft.Icons.RADIO_BUTTON_UNCHECKED
-    )
+def _step(step: Step) -> ft.Control:
+    colour = BRAND if step.done else ft.Colors.OUTLINE
+    if step.current:
+        icon = ft.Icons.RADIO_BUTTON_CHECKED
+    else:
+        icon = ft.Icons.CHECK_CIRCLE if step.done else ft.Icons.RADIO_BUTTON_UNCHECKED
+    weight = ft.FontWeight.BOLD if step.current else ft.FontWeight.NORMAL
     return ft.Row(
         [
             ft.Icon(icon, color=colour),
-            ft.Text(label, weight=ft.FontWeight.BOLD if current else ft.FontWeight.NORMAL, expand=True),
-            muted(at or ""),
+            ft.Text(step.label, weight=weight, expand=True, semantics_label=step.spoken),
+            muted(step.at or ""),
         ],
         height=36,
     )
