@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import flet as ft
 
 from winkit.app.models import Category, Product
@@ -59,7 +62,7 @@ async def home(shell: Shell, _: dict[str, str]) -> ft.View:
         chips.controls = _category_chips(categories, category, pick)
         shell.page.update()
 
-    def pick(category: str | None) -> ft.ControlEventHandler:
+    def pick(category: str | None) -> Callable[[Any], Awaitable[None]]:
         async def choose() -> None:
             chosen["category"] = None if chosen["category"] == category else category
             await reload()
@@ -111,35 +114,38 @@ async def home(shell: Shell, _: dict[str, str]) -> ft.View:
     )
 
 
-def _category_chips(categories: list[Category], chosen: str | None, pick: object) -> list[ft.Control]:
+Pick = Callable[[str | None], Callable[[Any], Awaitable[None]]]
+
+
+def _category_chips(categories: list[Category], chosen: str | None, pick: Pick) -> list[ft.Control]:
     chips: list[ft.Control] = []
     for category in categories:
         selected = category.name == chosen
-        chips.append(
-            ft.Container(
-                ft.Column(
-                    [
-                        product_image(category.image_url, category.name, 64),
-                        ft.Text(
-                            category.name,
-                            size=12,
-                            text_align=ft.TextAlign.CENTER,
-                            max_lines=2,
-                            weight=ft.FontWeight.BOLD if selected else ft.FontWeight.NORMAL,
-                        ),
-                    ],
-                    horizontal_alignment=ft.CrossAxisAlignment.CENTER,
-                    spacing=4,
-                ),
-                width=96,
-                padding=8,
-                border_radius=12,
-                border=ft.Border.all(2, BRAND) if selected else None,
-                on_click=pick(category.name),  # type: ignore[operator]
-                ink=True,
-                tooltip=f"{category.name} ({category.count})",
-            )
+        tile = ft.Container(
+            ft.Column(
+                [
+                    product_image(category.image_url, category.name, 64),
+                    ft.Text(
+                        category.name,
+                        size=12,
+                        text_align=ft.TextAlign.CENTER,
+                        max_lines=2,
+                        weight=ft.FontWeight.BOLD if selected else ft.FontWeight.NORMAL,
+                    ),
+                ],
+                horizontal_alignment=ft.CrossAxisAlignment.CENTER,
+                spacing=4,
+            ),
+            width=96,
+            padding=8,
+            border_radius=12,
+            border=ft.Border.all(2, BRAND) if selected else None,
+            on_click=pick(category.name),
+            ink=True,
         )
+        # One button, named for what it shows and whether it is the filter in use.
+        label = f"{category.name}, {category.count} products"
+        chips.append(ft.Semantics(content=tile, button=True, selected=selected, label=label, exclude_semantics=True))
     return chips
 
 
