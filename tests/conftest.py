@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,8 @@ def nats_server(workdir: Path) -> Iterator[Nats]:
 @dataclass
 class Stack:
     settings: Settings
+    # Where the stack's public gateway will listen (AppStack starts it): image links point here.
+    gateway_socket: socket.socket
     servers: dict[str, LiveServer] = field(default_factory=dict)
 
     def client(self, service: str) -> httpx.Client:
@@ -96,8 +99,10 @@ def stack(workdir: Path, mongodb_uri: str, nats_server: Nats) -> Iterator[Stack]
     factories = {"users": users_app, "catalog": catalog_app, "orders": orders_app, "delivery": delivery_app}
     sockets = {name: bound_socket() for name in SERVICE_NAMES}
     urls = {name: f"http://127.0.0.1:{s.getsockname()[1]}" for name, s in sockets.items()}
-    settings = stack_settings(workdir, mongodb_uri, urls, nats_url=nats_server.url)
-    result = Stack(settings)
+    gateway_socket = bound_socket()
+    public_api_url = f"http://127.0.0.1:{gateway_socket.getsockname()[1]}/api"
+    settings = stack_settings(workdir, mongodb_uri, urls, nats_url=nats_server.url, public_api_url=public_api_url)
+    result = Stack(settings, gateway_socket)
     for name in SERVICE_NAMES:
         server = LiveServer(factories[name](settings), sockets[name])
         server.start()
@@ -114,10 +119,9 @@ class AppStack:
         from winkit.app.app import create_app as app_server
         from winkit.gateway.app import create_app as gateway_app
 
-        app_socket, gateway_socket = bound_socket(), bound_socket()
+        app_socket, gateway_socket = bound_socket(), stack.gateway_socket
         self.url = f"http://127.0.0.1:{app_socket.getsockname()[1]}"
-        gateway_url = f"http://127.0.0.1:{gateway_socket.getsockname()[1]}"
-        self.api_url = f"{gateway_url}/api"
+        self.api_url = stack.settings.effective_public_api_url
         # Every test signs in from 127.0.0.1: the sign-in limit is tested elsewhere, not here.
         overrides = {"cors_origins": [self.url], "app_api_url": self.api_url, "gateway_auth_rate_limit": "1000/minute"}
         self.settings = stack.settings.model_copy(update=overrides)

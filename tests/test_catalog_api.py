@@ -20,14 +20,30 @@ def test_demo_catalog_is_seeded(catalog):
     assert sum(c["count"] for c in categories) == len(products)
 
 
-def test_product_image_is_served_locally(catalog):
+def public_path(url: str, stack) -> str:
+    """A public link as the catalog's own path (the test talks to the catalog directly)."""
+    prefix = f"{stack.settings.effective_public_api_url}/catalog"
+    assert url.startswith(prefix), url
+    return url.removeprefix(prefix)
+
+
+def test_product_image_is_served_locally(catalog, stack):
     product = catalog.get("/products", params={"limit": 1}).json()[0]
-    assert product["image_url"].startswith(str(catalog.base_url).rstrip("/"))
-    image = catalog.get(product["image_url"])
+    image = catalog.get(public_path(product["image_url"], stack))
     assert image.status_code == 200 and image.headers["content-type"].startswith("image/svg+xml")
     ET.fromstring(image.text)
     category = catalog.get("/categories").json()[0]
-    assert catalog.get(category["image_url"]).status_code == 200
+    assert catalog.get(public_path(category["image_url"], stack)).status_code == 200
+
+
+def test_links_come_from_configuration_never_from_the_host_header(catalog, stack):
+    evil = {"Host": "evil.example", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "gopher"}
+    product = catalog.get("/products", params={"limit": 1}, headers=evil).json()[0]
+    assert product["image_url"].startswith(f"{stack.settings.effective_public_api_url}/catalog/products/")
+    for category in catalog.get("/categories", headers=evil).json():
+        # Category names hold spaces, commas and '&': each link is still one valid URL.
+        assert " " not in category["image_url"] and "&" not in category["image_url"]
+        assert catalog.get(public_path(category["image_url"], stack)).status_code == 200
 
 
 def test_filter_by_category_is_exact(catalog):

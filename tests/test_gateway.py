@@ -9,6 +9,7 @@ import shutil
 import socket
 import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,14 +203,21 @@ def test_query_string_is_kept(gateway, catalog):
     assert [p["id"] for p in through.json()] == [p["id"] for p in catalog.get("/products", params=params).json()]
 
 
-def test_image_urls_point_at_the_gateway(gateway):
+def test_image_urls_point_at_the_public_api(gateway, stack):
+    public = stack.settings.effective_public_api_url
     [product] = gateway.get("/api/catalog/products", params={"limit": 1}).json()
-    assert product["image_url"] == f"{root(gateway)}/api/catalog/products/{product['id']}/image.svg"
-    image = gateway.get(product["image_url"])
+    assert product["image_url"] == f"{public}/catalog/products/{product['id']}/image.svg"
+    image = gateway.get(product["image_url"].removeprefix(public).join(("/api", "")))
     assert image.status_code == 200 and image.headers["content-type"].startswith("image/svg+xml")
     category = gateway.get("/api/catalog/categories").json()[0]
-    assert category["image_url"].startswith(f"{root(gateway)}/api/catalog/categories/")
-    assert gateway.get(category["image_url"]).status_code == 200
+    assert category["image_url"].startswith(f"{public}/catalog/categories/")
+    assert gateway.get("/api" + category["image_url"].removeprefix(public)).status_code == 200
+
+
+def test_no_redirect_names_the_host_a_client_sent(gateway):
+    for path in ("/health/", "/api/catalog/products/", "/docs/"):
+        answer = gateway.get(path, headers={"Host": "evil.example"})
+        assert "evil.example" not in answer.headers.get("location", ""), (path, answer.headers)
 
 
 def test_cart_route_reaches_the_orders_service(gateway, stack):
@@ -319,6 +327,43 @@ def test_login_is_limited_per_email_across_ips(strict, stack):
         wrong = {"email": shopper.email.upper(), "password": "wrong password"}
         assert strict.post("/api/users/login", json=wrong, headers=from_ip(ip)).status_code == 401
     assert_rate_limited(strict.post("/api/users/login", data=form, headers=from_ip("10.0.2.4")))
+
+
+def test_every_spelling_of_an_address_counts_against_its_one_limit(strict, stack):
+    """The gateway keys its per-email limit exactly as the user service keys accounts."""
+    t = uuid.uuid4().hex[:10]
+    email = f"ren\u00e9-{t}@bücher.de"
+    with stack.client("users") as users:
+        shopper = register(users, email)
+    spellings = (unicodedata.normalize("NFD", email), f"REN\u00e9-{t}@XN--BCHER-KVA.DE", f" Ren\u00e9-{t}@Bücher.De")
+    for n, spelling in enumerate(spellings):
+        wrong = {"email": spelling, "password": "wrong password"}
+        assert strict.post("/api/users/login", json=wrong, headers=from_ip(f"10.0.8.{n}")).status_code == 401
+    form = {"username": email, "password": shopper.password}
+    assert_rate_limited(strict.post("/api/users/login", data=form, headers=from_ip("10.0.8.9")))
+
+
+def test_a_lookalike_address_is_no_way_around_the_limit(strict, stack):
+    shopper = stack.customer()  # shopper-...@example.com
+    for ip in ("10.0.9.1", "10.0.9.2", "10.0.9.3"):
+        wrong = {"email": shopper.email, "password": "wrong password"}
+        assert strict.post("/api/users/login", json=wrong, headers=from_ip(ip)).status_code == 401
+    right = {"email": shopper.email, "password": shopper.password}
+    assert_rate_limited(strict.post("/api/users/login", json=right, headers=from_ip("10.0.9.4")))
+    # A long s is not an s: the lookalike has a limit of its own, but no account behind it.
+    lookalike = {"email": shopper.email.replace("s", "\u017f", 1), "password": shopper.password}
+    assert_problem(strict.post("/api/users/login", json=lookalike, headers=from_ip("10.0.9.5")), 401)
+
+
+@pytest.mark.parametrize(
+    ("ip", "email"),
+    [("10.0.10.1", "a..b@example.com"), ("10.0.10.2", "asha@exa_mple.com"), ("10.0.10.3", "ß@ß")],
+)
+def test_an_invalid_address_at_sign_in_is_the_services_answer(strict, ip, email):
+    """No per-email count for an address that cannot be anyone's (the per-IP one still counts)."""
+    headers = from_ip(ip)
+    response = strict.post("/api/users/login", data={"username": email, "password": "nope-nope"}, headers=headers)
+    assert assert_problem(response, 401)["instance"] == "/login"  # the user service's answer
 
 
 def test_one_time_codes_are_limited_per_email_across_ips(strict):

@@ -73,15 +73,20 @@ def test_keys_belong_to_their_user(orders, catalog, stack, staff):
         assert orders.get("/cart", headers=shopper.headers).json()["items"][0]["quantity"] == 1
 
 
-def test_a_refusal_is_replayed_too_and_bad_keys_are_422(orders, catalog, stack, staff):
+def test_a_refusal_leaves_nothing_behind_so_a_retry_after_the_fix_runs_and_bad_keys_are_422(
+    orders, catalog, stack, staff
+):
     shopper = stack.customer()
     product = new_product(catalog, staff, stock=1)
     headers = keyed(shopper.headers)
     body = {"product_id": product["id"], "quantity": 2}
     assert_problem(orders.post("/cart/add", json=body, headers=headers), 409)
     catalog.patch(f"/products/{product['id']}", json={"stock": 5}, headers=staff)
+    retried = orders.post("/cart/add", json=body, headers=headers)
+    assert retried.status_code == 200 and "idempotent-replayed" not in retried.headers
     replayed = orders.post("/cart/add", json=body, headers=headers)
-    assert replayed.status_code == 409 and replayed.headers["idempotent-replayed"] == "true"
+    assert replayed.status_code == 200 and replayed.headers["idempotent-replayed"] == "true"
+    assert orders.get("/cart", headers=shopper.headers).json()["items"][0]["quantity"] == 2
     assert_problem(orders.post("/cart/add", json=body, headers=keyed(shopper.headers, "k" * 201)), 422)
 
 

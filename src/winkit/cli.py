@@ -13,7 +13,7 @@ from winkit import __version__
 from winkit.launcher import LaunchError, run_forever
 from winkit.platform.auth import Role
 from winkit.platform.database import connect, service_database
-from winkit.platform.errors import Conflict
+from winkit.platform.errors import Problem
 from winkit.platform.settings import SERVICE_PORTS, Settings
 
 app = typer.Typer(help="Winkit: quick-commerce grocery services.", no_args_is_help=True)
@@ -85,7 +85,7 @@ def create_user(
         raise typer.Exit(2)
     try:
         user_id = asyncio.run(_create_user(Settings(), name, email, password, role))
-    except Conflict as exc:
+    except Problem as exc:  # taken, or not an email address
         errors.print(f"winkit: {exc.detail}")
         raise typer.Exit(1) from None
     except Exception as exc:  # noqa: BLE001 - one readable line instead of a traceback

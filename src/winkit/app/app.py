@@ -14,6 +14,7 @@ from winkit.app.assets import CompressedAssets
 from winkit.app.main import api_client, build_main
 from winkit.platform.observability import configure_logging
 from winkit.platform.settings import Settings
+from winkit.platform.urls import RelativeRedirects
 
 
 def create_app(settings: Settings | None = None) -> CompressedAssets:
@@ -30,7 +31,9 @@ def create_app(settings: Settings | None = None) -> CompressedAssets:
         openapi_url=None,
         on_shutdown=on_shutdown,
     )
-    assets = CompressedAssets(server, web_dir=get_package_web_dir(), cache_dir=settings.data_dir / "app-cache")
+    assets = CompressedAssets(
+        RelativeRedirects(server), web_dir=get_package_web_dir(), cache_dir=settings.data_dir / "app-cache"
+    )
     on_shutdown += [assets.close, http.aclose]
 
     @server.get("/health")

@@ -41,7 +41,10 @@ async def list_products(
     request: Request, params: Annotated[ProductQuery, Query()], catalog: CatalogDep
 ) -> list[dict[str, Any]]:
     """Every product matching the filters, by category then name."""
-    products = await catalog.search(category=params.category, q=params.q, limit=params.limit, offset=params.offset)
+    ids = params.ids.split(",") if params.ids else None
+    products = await catalog.search(
+        category=params.category, q=params.q, limit=params.limit, offset=params.offset, ids=ids
+    )
     return [_with_image(request, p) for p in products]
 
 

@@ -7,6 +7,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
+from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from winkit.catalog import demo_data
@@ -43,8 +44,10 @@ def product_view(doc: Document) -> dict[str, Any]:
     }
 
 
-def search_filter(category: str | None, q: str | None) -> Document:
+def search_filter(category: str | None, q: str | None, ids: list[str] | None = None) -> Document:
     query: Document = {}
+    if ids is not None:
+        query["_id"] = {"$in": [ObjectId(i) for i in ids]}
     if category is not None:
         query["category"] = category
     if q:
@@ -59,9 +62,9 @@ class Catalog:
         self._outbox = outbox
 
     async def search(
-        self, *, category: str | None, q: str | None, limit: int | None, offset: int
+        self, *, category: str | None, q: str | None, limit: int | None, offset: int, ids: list[str] | None = None
     ) -> list[dict[str, Any]]:
-        docs = await self._store.find(search_filter(category, q), limit=limit, offset=offset)
+        docs = await self._store.find(search_filter(category, q, ids), limit=limit, offset=offset)
         return [product_view(d) for d in docs]
 
     async def _get_doc(self, product_id: str) -> Document:

@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
 
+from winkit.platform.ids import MAX_ORDER_LINES, EntityId, is_canonical
 from winkit.platform.money import Rupees, RupeesInput
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
-Sku = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,80}$")]
+
+
+def _sku(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,80}", value):
+        raise PydanticCustomError(
+            "sku", "Use 2 to 81 lower-case letters, digits and dashes, starting with a letter or digit."
+        )
+    return value
+
+
+Sku = Annotated[str, StringConstraints(max_length=81), AfterValidator(_sku)]
 Stock = Annotated[int, Field(ge=0, le=100_000, strict=True)]
+
+
+def _id_list(value: str | None) -> str | None:
+    if value is not None and not all(is_canonical(part) for part in value.split(",")):
+        raise PydanticCustomError("ids", "Give product ids (24 lower-case hexadecimal characters), comma-separated.")
+    return value
 
 
 class ProductQuery(BaseModel):
@@ -20,6 +39,14 @@ class ProductQuery(BaseModel):
 
     category: Annotated[str | None, Field(max_length=120)] = None
     q: Annotated[str | None, Field(max_length=100, description="Case-insensitive name search")] = None
+    ids: Annotated[
+        str | None,
+        Field(
+            max_length=MAX_ORDER_LINES * 25,
+            description=f"Only these products: up to {MAX_ORDER_LINES} ids, comma-separated",
+        ),
+        AfterValidator(_id_list),
+    ] = None
     limit: Annotated[int | None, Field(ge=1, le=500)] = None
     offset: Annotated[int, Field(ge=0, le=100_000)] = 0
 
@@ -69,15 +96,18 @@ class Category(BaseModel):
 
 
 class ReservationLine(BaseModel):
-    product_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    product_id: EntityId
     quantity: Annotated[int, Field(ge=1, le=1000, strict=True)]
+    price_paise: int | None = Field(
+        default=None, ge=0, description="The price the shopper was shown: a different current price refuses the line"
+    )
 
 
 class ReservationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     order_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    items: Annotated[list[ReservationLine], Field(min_length=1, max_length=100)]
+    items: Annotated[list[ReservationLine], Field(min_length=1, max_length=MAX_ORDER_LINES)]
 
 
 class Reservation(BaseModel):

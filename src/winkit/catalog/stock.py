@@ -13,21 +13,75 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from winkit.catalog.store import CatalogStore
-from winkit.platform.errors import Conflict
+from winkit.platform.errors import Conflict, OutOfStock, PricesChanged
 from winkit.platform.events import Outbox, new_event, transact
+from winkit.platform.money import to_rupees
 
 RESERVED, CONFIRMED, RELEASED = "reserved", "confirmed", "released"
 
 
-class Shortage(Exception):
-    def __init__(self, items: list[dict[str, Any]]) -> None:
-        super().__init__("short")
-        self.items = items
+def _available(product: dict[str, Any] | None) -> int:
+    return 0 if product is None or product.get("deleted_at") else int(product["stock"])
+
+
+def _repriced(item: dict[str, Any], product: dict[str, Any] | None) -> bool:
+    """Refused for its price: still sold, but no longer at the price the shopper saw."""
+    shown = item.get("price_paise")
+    return (
+        shown is not None and product is not None and not product.get("deleted_at") and product["price_paise"] != shown
+    )
+
+
+def _described(items: list[dict[str, Any]], found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each refused line as the shopper needs it: what it is, what was asked, what there is."""
+    described = []
+    for item in items:
+        product = found.get(item["product_id"])
+        line = {
+            "product_id": item["product_id"],
+            "name": product["name"] if product else "An item no longer sold",
+            "requested": item["quantity"],
+            "available": _available(product),
+        }
+        if product is not None and item.get("price_paise") is not None:
+            line["shown_price"] = to_rupees(item["price_paise"])
+            line["price"] = to_rupees(product["price_paise"])
+        described.append(line)
+    return described
+
+
+def _shortage_text(short: list[dict[str, Any]]) -> str:
+    parts = [
+        f"{item['name']} is out of stock"
+        if item["available"] == 0
+        else f"only {item['available']} of {item['name']} left"
+        for item in short
+    ]
+    return "Not enough stock: " + "; ".join(parts) + "."
+
+
+class Refused(Exception):
+    """Lines the reservation could not take: short of stock, or priced otherwise than shown."""
+
+    def __init__(self, short: list[dict[str, Any]], repriced: list[dict[str, Any]]) -> None:
+        super().__init__("refused")
+        self.short = short
+        self.repriced = repriced
 
 
 def stock_changed(product_id: str, stock: int, delta: int, reason: str, order_id: str | None) -> dict[str, Any]:
     data = {"product_id": product_id, "stock": stock, "delta": delta, "reason": reason, "order_id": order_id}
     return new_event("stock.changed", "catalog", data)
+
+
+def _refusal(refused: Refused) -> Conflict:
+    if refused.repriced:
+        names = ", ".join(item["name"] for item in refused.repriced)
+        return PricesChanged(
+            f"Prices changed since you saw them: {names}. Check the new prices and order again.",
+            changed_items=refused.repriced,
+        )
+    return OutOfStock(_shortage_text(refused.short), short_items=refused.short)
 
 
 class Stock:
@@ -40,10 +94,8 @@ class Stock:
         if existing is None:
             try:
                 await transact(self._store.db, self._outbox, lambda s: self._take_all(s, order_id, items))
-            except Shortage as short:
-                described = await self._describe(short.items)
-                names = ", ".join(item["name"] for item in described)
-                raise Conflict(f"Not enough stock for: {names}.", short_items=described) from None
+            except Refused as refused:
+                raise _refusal(refused) from None
             except DuplicateKeyError:
                 pass  # the same order reserved concurrently: report what was stored
             existing = await self._store.reservation(order_id)
@@ -57,33 +109,25 @@ class Stock:
         await self._store.insert_reservation(
             session, {"_id": order_id, "items": items, "status": RESERVED, "created_at": now, "updated_at": now}
         )
-        short, events = [], []
+        refused, events = [], []
         # A fixed order of products keeps concurrent checkouts from deadlocking each other.
         for item in sorted(items, key=lambda i: i["product_id"]):
-            stock = await self._store.take_stock(session, item["product_id"], item["quantity"])
+            price = item.get("price_paise")
+            stock = await self._store.take_stock(session, item["product_id"], item["quantity"], price)
             if stock is None:
-                short.append(item)
+                refused.append(item)
             else:
                 events.append(stock_changed(item["product_id"], stock, -item["quantity"], "reserved", order_id))
-        if short:
-            raise Shortage(short)  # aborts the transaction: nothing was taken
+        if refused:
+            # Read in this transaction: what made the lines fail is what the answer says.
+            found = {
+                str(p["_id"]): p
+                for p in await self._store.products_by_ids([i["product_id"] for i in refused], session=session)
+            }
+            repriced = [i for i in refused if _repriced(i, found.get(i["product_id"]))]
+            short = [i for i in refused if i not in repriced]
+            raise Refused(_described(short, found), _described(repriced, found))  # aborts: nothing was taken
         await self._outbox.add(session, *events)
-
-    async def _describe(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        found = {str(p["_id"]): p for p in await self._store.products_by_ids([i["product_id"] for i in items])}
-        described = []
-        for item in items:
-            product = found.get(item["product_id"])
-            available = 0 if product is None or product.get("deleted_at") else int(product["stock"])
-            described.append(
-                {
-                    "product_id": item["product_id"],
-                    "name": product["name"] if product else "unknown product",
-                    "requested": item["quantity"],
-                    "available": available,
-                }
-            )
-        return described
 
     async def release(self, order_id: str) -> dict[str, Any]:
         await transact(self._store.db, self._outbox, lambda s: self.release_in(s, order_id))

@@ -73,18 +73,24 @@ class CatalogStore:
             return None
         return await self.products.find_one({"_id": oid}, session=session)
 
-    async def products_by_ids(self, product_ids: list[str]) -> list[Document]:
+    async def products_by_ids(
+        self, product_ids: list[str], session: AsyncClientSession | None = None
+    ) -> list[Document]:
         oids = [oid for oid in map(object_id, product_ids) if oid is not None]
-        return await self.products.find({"_id": {"$in": oids}}).to_list()
+        return await self.products.find({"_id": {"$in": oids}}, session=session).to_list()
 
     # stock
-    async def take_stock(self, session: AsyncClientSession, product_id: str, quantity: int) -> int | None:
-        """Decrement stock if enough is there; the new stock, or None when short or unknown."""
+    async def take_stock(
+        self, session: AsyncClientSession, product_id: str, quantity: int, price_paise: int | None = None
+    ) -> int | None:
+        """Decrement stock if enough is there (and the price is still ``price_paise``, when
+        given); the new stock, or None when short, repriced or unknown."""
         oid = object_id(product_id)
         if oid is None:
             return None
+        price = {} if price_paise is None else {"price_paise": price_paise}
         result = await self.products.update_one(
-            {"_id": oid, "stock": {"$gte": quantity}, **ACTIVE},
+            {"_id": oid, "stock": {"$gte": quantity}, **price, **ACTIVE},
             {"$inc": {"stock": -quantity}},
             session=session,
         )

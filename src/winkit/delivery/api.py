@@ -8,9 +8,9 @@ from fastapi import APIRouter, Body, Query
 from fastapi.sse import EventSourceResponse
 
 from winkit.delivery.lifecycle import Status
-from winkit.delivery.schemas import DeliveryStatus, OpenDelivery, StatusUpdate
+from winkit.delivery.schemas import DeliveryStatus, OpenDelivery, ShopperCancellation, StatusUpdate
 from winkit.delivery.tracking import BOARD_LIMIT, Tracking
-from winkit.platform.auth import CurrentPrincipal, StaffPrincipal
+from winkit.platform.auth import CallingService, CurrentPrincipal, StaffPrincipal
 from winkit.platform.service import from_state
 from winkit.platform.sse import STREAM_RESPONSE, event_stream
 
@@ -62,3 +62,16 @@ async def board_events(_: StaffPrincipal, tracking: TrackingDep) -> EventSourceR
     """Staff only: ``snapshot`` (every open delivery) at once, then ``delivery`` for each new
     or changed one (a final status means it leaves the board), heartbeats in between."""
     return event_stream(tracking.board_events())
+
+
+# Server to server only (a service token is required); the gateway does not expose it.
+internal_router = APIRouter(prefix="/internal", tags=["internal"])
+
+
+@internal_router.post("/deliveries/{order_id}/cancel", response_model=DeliveryStatus)
+async def cancel_for_shopper(
+    order_id: str, body: ShopperCancellation, _: CallingService, tracking: TrackingDep
+) -> dict[str, Any]:
+    """The shopper's cancellation (asked through the cart & order service): 200 once the
+    order is CANCELLED, 409 when it is past PLACED or CONFIRMED."""
+    return await tracking.cancel_for_shopper(order_id, body.user_id, body.order)

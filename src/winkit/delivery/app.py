@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from contextlib import AsyncExitStack
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from winkit.delivery import api
 from winkit.delivery.live import LiveUpdates
 from winkit.delivery.store import DeliveryStore
 from winkit.delivery.tracking import Tracking
+from winkit.platform.auth import ServiceTokens
 from winkit.platform.events import Outbox, start_event_bus
+from winkit.platform.keys import service_secret
 from winkit.platform.service import create_service_app
 from winkit.platform.settings import Settings
 
@@ -22,22 +24,27 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     live = LiveUpdates(store)
     tracking = Tracking(store, outbox, live, app.state.settings.sse_heartbeat_seconds)
     app.state.tracking = tracking
+    app.state.service_tokens = ServiceTokens(service_secret(app.state.settings), "delivery")
 
     await start_event_bus(
         app,
         stack,
         "delivery",
         outbox,
-        {"order.created": tracking.open_in, "order.cancelled": tracking.cancel_in},
+        # A shopper's cancellation is decided here, synchronously: order.cancelled follows it.
+        {"order.created": tracking.open_in},
         listeners={"delivery.opened": live.hear, "delivery.status_changed": live.hear},
     )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    router = APIRouter()
+    router.include_router(api.router)
+    router.include_router(api.internal_router)
     return create_service_app(
         name="delivery",
         settings=settings or Settings(),
-        router=api.router,
+        router=router,
         startup=_startup,
         title="Winkit delivery & order status",
         description="Delivery records from order events and the order's status lifecycle.",

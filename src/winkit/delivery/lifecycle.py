@@ -15,7 +15,9 @@ class Status(StrEnum):
 
 
 FLOW = (Status.PLACED, Status.CONFIRMED, Status.PACKED, Status.OUT_FOR_DELIVERY, Status.DELIVERED)
+# Staff may cancel until the parcel leaves; a shopper only until the store starts packing.
 CANCELLABLE = frozenset({Status.PLACED, Status.CONFIRMED, Status.PACKED})
+SHOPPER_CANCELLABLE = frozenset({Status.PLACED, Status.CONFIRMED})
 FINAL = frozenset({Status.DELIVERED, Status.CANCELLED})
 OPEN = tuple(status for status in Status if status not in FINAL)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +25,7 @@ class DeliveryStatus(BaseModel):
     allowed_next: list[Status]
     updated_at: datetime
     promised_at: datetime | None = Field(description="When the order was promised to arrive")
+    version: int = Field(description="Goes up by one with every change of this order's status")
 
 
 class DeliveryItem(BaseModel):
@@ -41,6 +43,15 @@ class OpenDelivery(DeliveryStatus):
     total: Rupees | None
     currency: str
     placed_at: datetime | None
+
+
+class ShopperCancellation(BaseModel):
+    """From the cart & order service: the shopper asks to cancel their order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(max_length=64)
+    order: dict[str, Any] = Field(description="The order as order.created carries it (opens a missing record)")
 
 
 class StatusUpdate(BaseModel):

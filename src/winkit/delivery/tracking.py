@@ -13,7 +13,15 @@ import structlog
 from fastapi.sse import ServerSentEvent
 from pymongo.asynchronous.client_session import AsyncClientSession
 
-from winkit.delivery.lifecycle import FINAL, OPEN, Status, TransitionRefused, allowed_next, next_status
+from winkit.delivery.lifecycle import (
+    FINAL,
+    OPEN,
+    SHOPPER_CANCELLABLE,
+    Status,
+    TransitionRefused,
+    allowed_next,
+    next_status,
+)
 from winkit.delivery.live import EVERY_ORDER, LiveUpdates
 from winkit.delivery.store import DeliveryStore
 from winkit.platform.auth import Principal
@@ -27,6 +35,7 @@ log = structlog.get_logger("winkit.delivery")
 
 SYSTEM = "system"
 BOARD_LIMIT = 200
+SHOPPER_CANCELLABLE_NAMES = [str(s) for s in OPEN if s in SHOPPER_CANCELLABLE]
 
 
 def status_view(record: Document) -> dict[str, Any]:
@@ -37,6 +46,7 @@ def status_view(record: Document) -> dict[str, Any]:
         "allowed_next": allowed_next(Status(record["status"])),
         "updated_at": record["updated_at"],
         "promised_at": record.get("promised_at"),
+        "version": record["version"],
     }
 
 
@@ -189,17 +199,33 @@ class Tracking:
         opened = {"order_id": data["order_id"], "user_id": data["user_id"], "at": now.isoformat()}
         await self._outbox.add(session, new_event("delivery.opened", "delivery", opened))
 
-    async def cancel_in(self, session: AsyncClientSession, data: dict[str, Any]) -> None:
-        """The shopper cancelled in the order service: follow, if the parcel has not left."""
-        await self.open_in(session, data)  # the cancellation may overtake order.created
-        record = await self._store.get(data["order_id"], session=session)
+    async def cancel_for_shopper(self, order_id: str, user_id: str, order: dict[str, Any]) -> dict[str, Any]:
+        """The shopper's cancellation, decided here where the status lives, with the same
+        version check as staff updates: it wins only if the order is still PLACED or
+        CONFIRMED when it is written. ``order`` is the order as ``order.created`` carries
+        it, to open the record first if the cancellation overtook that event."""
+
+        async def change(session: AsyncClientSession) -> None:
+            await self.open_in(session, {**order, "order_id": order_id, "user_id": user_id})
+            record = await self._store.get(order_id, session=session)
+            assert record is not None
+            if record["user_id"] != user_id:
+                raise NotFound(f"No delivery for order {order_id!r}.")
+            if record["status"] == Status.CANCELLED:
+                return  # cancelled already: the same answer again
+            if Status(record["status"]) not in SHOPPER_CANCELLABLE:
+                allowed = " or ".join(SHOPPER_CANCELLABLE_NAMES)
+                raise Conflict(
+                    f"An order that is {record['status']} can no longer be cancelled (allowed while {allowed}).",
+                    current_status=record["status"],
+                )
+            await self._move(session, record, Status.CANCELLED, user_id)
+
+        await transact(self._store.db, self._outbox, change)
+        record = await self._store.get(order_id)
         assert record is not None
-        if record["status"] == Status.CANCELLED:
-            return
-        if Status.CANCELLED not in allowed_next(Status(record["status"])):
-            log.warning("cancel_too_late", order_id=record["_id"], status=record["status"])
-            return
-        await self._move(session, record, Status.CANCELLED, data.get("by", "customer"))
+        log.info("order_cancelled_by_shopper", order_id=order_id)
+        return status_view(record)
 
 
 def _states(deliveries: list[dict[str, Any]]) -> list[tuple[str, str]]:

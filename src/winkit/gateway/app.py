@@ -22,6 +22,7 @@ from winkit.platform.errors import PROBLEM_TYPE_BASE, install_error_handlers, pr
 from winkit.platform.observability import Metrics, RequestContextMiddleware, configure_logging
 from winkit.platform.service import UnexpectedErrorMiddleware, allow_cors
 from winkit.platform.settings import ServiceName, Settings
+from winkit.platform.urls import RelativeRedirects
 
 log = structlog.get_logger("winkit.gateway")
 
@@ -50,6 +51,8 @@ def create_app(settings: Settings | None = None, *, services: Iterable[ServiceNa
         description="Every Winkit service behind one gateway, each under /api/<service>.",
         version=__version__,
         lifespan=lifespan,
+        # A path it does not have is a 404 problem, not a redirect clients must follow.
+        redirect_slashes=False,
         openapi_url=None,  # replaced by the combined document below
         docs_url=None,
         redoc_url=None,
@@ -94,5 +97,6 @@ def create_app(settings: Settings | None = None, *, services: Iterable[ServiceNa
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL)
     app.add_middleware(UnexpectedErrorMiddleware)
     allow_cors(app, settings)
+    app.add_middleware(RelativeRedirects)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

@@ -11,6 +11,7 @@ from winkit.gateway.policy import is_sign_in, needs_token
 from winkit.gateway.ratelimit import RateLimits
 from winkit.platform.asgi import replay_body
 from winkit.platform.auth import JwksSource, Principal, TokenVerifier
+from winkit.platform.email import email_key
 from winkit.platform.errors import Unauthorized
 from winkit.platform.settings import Settings
 
@@ -49,10 +50,15 @@ class Edge:
         return principal
 
     async def admit_email(self, scope: Scope, body: bytes) -> None:
-        """Login and code requests also count per email, whichever IPs they come from."""
-        email = await _email_in(scope, body)
-        if email:
-            await self.limits.hit_sign_in("email", email)
+        """Login and code requests also count per email, whichever IPs they come from.
+
+        The count is per identity (winkit.platform.email.email_key), the key the user
+        service finds accounts and codes by: every spelling of one address counts against
+        one limit, and a spelling counted apart is an address of its own. An invalid address
+        matches no account, so only the per-IP limit counts it."""
+        key = await _email_in(scope, body)
+        if key is not None:
+            await self.limits.hit_sign_in("email", key)
 
     async def _verify(self, authorization: str) -> Principal:
         scheme, _, token = authorization.partition(" ")
@@ -62,7 +68,8 @@ class Edge:
 
 
 async def _email_in(scope: Scope, body: bytes) -> str | None:
-    """The account a sign-in body names: JSON ``email``, or the OAuth2 form's ``username``."""
+    """The identity of the address a sign-in body names: JSON ``email``, or the OAuth2
+    form's ``username``; None if there is none or it is not valid."""
     request = Request(scope, replay_body(body))
     value: object = None
     if request.headers.get("content-type", "").startswith(_FORM_TYPES):
@@ -74,4 +81,4 @@ async def _email_in(scope: Scope, body: bytes) -> str | None:
         except ValueError:
             return None  # the service answers 422; the per-IP limit still counted it
         value = data.get("email") if isinstance(data, dict) else None
-    return value.strip().lower() if isinstance(value, str) and value.strip() else None
+    return email_key(value) if isinstance(value, str) else None

@@ -13,6 +13,7 @@ from winkit.orders import api
 from winkit.orders.cart import CartService
 from winkit.orders.catalog_client import CatalogClient
 from winkit.orders.checkout import Checkout
+from winkit.orders.delivery_client import DeliveryClient
 from winkit.orders.pricing import FeeRule
 from winkit.orders.store import OrdersStore
 from winkit.orders.users_client import UsersClient
@@ -35,15 +36,20 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     stack.push_async_callback(catalog_http.aclose)
     users_http = ServiceClient("users", settings.users_url, tokens=None)
     stack.push_async_callback(users_http.aclose)
+    delivery_http = ServiceClient("delivery", settings.delivery_url, tokens)
+    stack.push_async_callback(delivery_http.aclose)
     catalog = CatalogClient(catalog_http)
     rule = FeeRule(settings.delivery_fee_paise, settings.free_delivery_threshold_paise)
     promise = timedelta(minutes=settings.delivery_promise_minutes)
-    checkout = Checkout(store, outbox, catalog, UsersClient(users_http), rule, promise)
+    stale_after = timedelta(seconds=settings.reservation_timeout)
+    checkout = Checkout(
+        store, outbox, catalog, UsersClient(users_http), DeliveryClient(delivery_http), rule, promise, stale_after
+    )
     app.state.cart = CartService(store, catalog, rule)
     app.state.checkout = checkout
 
     await start_event_bus(app, stack, "orders", outbox, {"delivery.status_changed": checkout.follow_delivery})
-    recovery = asyncio.create_task(checkout.recover_forever(settings.reservation_timeout))
+    recovery = asyncio.create_task(checkout.recover_forever())
 
     async def stop_recovery() -> None:
         recovery.cancel()

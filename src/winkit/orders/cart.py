@@ -11,17 +11,21 @@ from winkit.orders.schemas import MAX_LINE_QUANTITY
 from winkit.orders.store import LineLimit, OrdersStore
 from winkit.platform.database import Document
 from winkit.platform.errors import Conflict, NotFound
+from winkit.platform.ids import MAX_ORDER_LINES
 from winkit.platform.money import CURRENCY, to_rupees
 
 
 def line_view(line: Document) -> dict[str, Any]:
-    return {
+    view = {
         "product_id": line["product_id"],
         "name": line["name"],
         "price": to_rupees(line["price_paise"]),
         "quantity": line["quantity"],
         "line_total": to_rupees(line_total(line["price_paise"], line["quantity"])),
     }
+    if "in_stock" in line:  # a cart line, read against the catalog just now
+        view["in_stock"] = line["in_stock"]
+    return view
 
 
 def priced(lines: list[Document], rule: FeeRule) -> dict[str, Any]:
@@ -36,6 +40,13 @@ def priced(lines: list[Document], rule: FeeRule) -> dict[str, Any]:
     }
 
 
+def _not_enough(name: str, stock: int, in_cart: int) -> str:
+    if stock == 0:
+        return f"{name} is out of stock."
+    already = f" You have {in_cart} in your cart." if in_cart else ""
+    return f"Only {stock} of {name} left.{already}"
+
+
 class CartService:
     def __init__(self, store: OrdersStore, catalog: CatalogClient, rule: FeeRule) -> None:
         self._store = store
@@ -43,23 +54,40 @@ class CartService:
         self._rule = rule
 
     async def view(self, user_id: str) -> dict[str, Any]:
-        lines = await self._store.cart_lines(user_id)
+        lines = await self.current_lines(user_id)
         return {
             "user_id": user_id,
             **priced(lines, self._rule),
             "free_delivery_from": to_rupees(self._rule.free_from_paise),
         }
 
+    async def current_lines(self, user_id: str) -> list[Document]:
+        """The cart at the catalog's names and prices of now, each with what is in stock.
+        What is shown is stored: checkout charges exactly the prices the shopper last saw."""
+        lines = await self._store.cart_lines(user_id)
+        if not lines:
+            return lines
+        products = await self._catalog.products([line["product_id"] for line in lines])
+        for line in lines:
+            product = products.get(line["product_id"])
+            line["in_stock"] = product["stock"] if product else 0  # 0: no longer sold
+            if product and (product["name"], product["price_paise"]) != (line["name"], line["price_paise"]):
+                line.update(name=product["name"], price_paise=product["price_paise"])
+                await self._store.refresh_line(user_id, line["product_id"], line["name"], line["price_paise"])
+        return lines
+
     async def add(self, user_id: str, product_id: str, quantity: int) -> dict[str, Any]:
         product = await self._catalog.product(product_id)
         current = await self._store.cart_line(user_id, product_id)
-        wanted = quantity + (current["quantity"] if current else 0)
-        if wanted > product["stock"]:
+        in_cart = current["quantity"] if current else 0
+        if quantity + in_cart > product["stock"]:
             raise Conflict(
-                f"Only {product['stock']} of {product['name']} in stock.",
+                _not_enough(product["name"], product["stock"], in_cart),
                 product_id=product_id,
                 available=product["stock"],
             )
+        if current is None and await self._store.line_count(user_id) >= MAX_ORDER_LINES:
+            raise Conflict(f"A cart holds at most {MAX_ORDER_LINES} different products; order these first.")
         line = {
             "user_id": user_id,
             "product_id": product_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from winkit.platform.errors import Conflict, NotFound, ServiceUnavailable
+from winkit.platform.errors import Conflict, NotFound, OutOfStock, PricesChanged, ServiceUnavailable
 from winkit.platform.http import ServiceClient
 
 
@@ -22,13 +22,26 @@ class CatalogClient:
             raise ServiceUnavailable("The catalog could not answer; try again shortly.")
         return response.json()
 
+    async def products(self, product_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The products still sold among ``product_ids``, by id, as the catalog has them now."""
+        response = await self._client.request("GET", "/products", params={"ids": ",".join(product_ids)})
+        if response.status_code != 200:
+            raise ServiceUnavailable("The catalog could not answer; try again shortly.")
+        return {product["id"]: product for product in response.json()}
+
     async def reserve(self, order_id: str, items: list[dict[str, Any]]) -> None:
-        """Take stock for every line or none; Conflict names the short lines."""
+        """Take stock for every line or none, each at the price the shopper saw (when the line
+        has one); OutOfStock names the short lines, PricesChanged the repriced ones."""
         body = {"order_id": order_id, "items": items}
         response = await self._client.request("POST", "/internal/reservations", json=body)
         if response.status_code == 409:
             problem = response.json()
-            raise Conflict(problem.get("detail", "Not enough stock."), short_items=problem.get("short_items", []))
+            detail = problem.get("detail", "Not enough stock.")
+            if problem.get("type", "").endswith("/prices-changed"):
+                raise PricesChanged(detail, changed_items=problem.get("changed_items", []))
+            if problem.get("type", "").endswith("/out-of-stock"):
+                raise OutOfStock(detail, short_items=problem.get("short_items", []))
+            raise Conflict(detail)
         if response.status_code != 201:
             raise ServiceUnavailable("The catalog could not reserve stock; try again shortly.")
 

@@ -20,13 +20,15 @@ from pymongo.errors import PyMongoError
 
 from winkit.orders.cart import line_view
 from winkit.orders.catalog_client import CatalogClient
+from winkit.orders.delivery_client import DeliveryClient
 from winkit.orders.pricing import FeeRule, totals
-from winkit.orders.store import DuplicateOrder, OrdersStore
+from winkit.orders.store import CartBusy, DuplicateOrder, OrdersStore
 from winkit.orders.users_client import UsersClient
 from winkit.platform.auth import Principal
 from winkit.platform.database import Document, stored_now
 from winkit.platform.errors import Conflict, NotFound, ServiceUnavailable
 from winkit.platform.events import Outbox, new_event, transact
+from winkit.platform.ids import MAX_ORDER_LINES
 from winkit.platform.money import CURRENCY, to_rupees
 
 log = structlog.get_logger("winkit.checkout")
@@ -34,7 +36,7 @@ log = structlog.get_logger("winkit.checkout")
 PENDING = "PENDING"  # internal: stock being reserved; never shown to shoppers
 PLACED, CONFIRMED, CANCELLED = "PLACED", "CONFIRMED", "CANCELLED"
 VISIBLE = ["PLACED", "CONFIRMED", "PACKED", "OUT_FOR_DELIVERY", "DELIVERED", "CANCELLED"]
-CUSTOMER_CANCELLABLE = [PLACED, CONFIRMED]
+NOT_CANCELLED = [s for s in VISIBLE if s != CANCELLED]
 
 
 def order_view(order: Document) -> dict[str, Any]:
@@ -56,6 +58,20 @@ def order_view(order: Document) -> dict[str, Any]:
     }
 
 
+def created_data(order: Document) -> dict[str, Any]:
+    """The order as ``order.created`` announces it (and the delivery service records it)."""
+    return {
+        "order_id": str(order["_id"]),
+        "user_id": order["user_id"],
+        "items": order["items"],
+        "total_paise": order["total_paise"],
+        "address": order.get("address"),
+        "created_at": order["created_at"].isoformat(),
+        "placed_at": order["placed_at"].isoformat() if order.get("placed_at") else None,
+        "promised_at": order["promised_at"].isoformat() if order.get("promised_at") else None,
+    }
+
+
 def order_cancelled(order: Document, by: str) -> Document:
     data = {"order_id": str(order["_id"]), "user_id": order["user_id"], "by": by}
     return new_event("order.cancelled", "orders", data)
@@ -68,15 +84,21 @@ class Checkout:
         outbox: Outbox,
         catalog: CatalogClient,
         users: UsersClient,
+        delivery: DeliveryClient,
         rule: FeeRule,
         promise: timedelta,
+        stale_after: timedelta,
     ) -> None:
         self._store = store
         self._outbox = outbox
         self._catalog = catalog
         self._users = users
+        self._delivery = delivery
         self._rule = rule
         self._promise = promise
+        # A checkout unfinished after this long was abandoned (a crash): its stock is
+        # released and its hold on the cart lapses.
+        self._stale_after = stale_after
 
     async def place(
         self,
@@ -94,9 +116,33 @@ class Checkout:
         key = f"key:{user_id}:{idempotency_key}" if idempotency_key else f"order:{order_id}"
         if idempotency_key and (existing := await self._store.order_by_key(key)):
             return self._replay(existing), True
+        # One checkout of a cart at a time: a double click must not order the same lines twice.
+        now = stored_now()
+        try:
+            await self._store.start_checkout(user_id, order_id, now, now - self._stale_after)
+        except CartBusy:
+            raise Conflict("This cart is being ordered right now; see your orders.") from None
+        try:
+            return await self._place_held(principal, order_id, key, address_id, address, note)
+        finally:
+            # Placing ends the hold in its own transaction; this ends it after a refusal.
+            await self._store.end_checkout(user_id, order_id)
+
+    async def _place_held(
+        self,
+        principal: Principal,
+        order_id: ObjectId,
+        key: str,
+        address_id: str | None,
+        address: dict[str, Any] | None,
+        note: str | None,
+    ) -> tuple[dict[str, Any], bool]:
+        user_id = principal.user_id
         lines = await self._store.cart_lines(user_id)
         if not lines:
             raise Conflict("The cart is empty.")
+        if len(lines) > MAX_ORDER_LINES:
+            raise Conflict(f"An order holds at most {MAX_ORDER_LINES} different products; remove some first.")
         if address is None:
             assert address_id is not None
             address = await self._users.saved_address(principal, address_id)
@@ -137,7 +183,9 @@ class Checkout:
         return order_view(order)
 
     async def _reserve(self, order: Document) -> None:
-        items = [{"product_id": i["product_id"], "quantity": i["quantity"]} for i in order["items"]]
+        # Each line at the price the cart last showed: the catalog refuses it if that changed.
+        fields = ("product_id", "quantity", "price_paise")
+        items = [{k: i[k] for k in fields} for i in order["items"]]
         order_id = str(order["_id"])
         try:
             await self._catalog.reserve(order_id, items)
@@ -158,17 +206,8 @@ class Checkout:
         if not await self._store.move_order(order["_id"], [PENDING], placed, session=session):
             return False  # recover_stale gave up on it meanwhile
         await self._store.remove_ordered_lines(session, lines)
-        data = {
-            "order_id": str(order["_id"]),
-            "user_id": order["user_id"],
-            "items": order["items"],
-            "total_paise": order["total_paise"],
-            "address": order["address"],
-            "created_at": order["created_at"].isoformat(),
-            "placed_at": placed["placed_at"].isoformat(),
-            "promised_at": placed["promised_at"].isoformat(),
-        }
-        await self._outbox.add(session, new_event("order.created", "orders", data))
+        await self._store.end_checkout(order["user_id"], order["_id"], session=session)
+        await self._outbox.add(session, new_event("order.created", "orders", created_data({**order, **placed})))
         return True
 
     async def history(self, user_id: str) -> list[dict[str, Any]]:
@@ -189,42 +228,40 @@ class Checkout:
         return order_view(await self._own_order(principal, order_id))
 
     async def cancel(self, principal: Principal, order_id: str) -> dict[str, Any]:
+        """Cancel for the shopper. The delivery service decides (it owns the status); once it
+        has said yes, the order is CANCELLED here too and ``order.cancelled`` (which returns
+        the stock) is announced exactly once, whichever of this and ``follow_delivery`` comes
+        first."""
         order = await self._own_order(principal, order_id)
         if order["user_id"] != principal.user_id:
             raise NotFound(f"No order with id {order_id!r}.")
-        now = datetime.now(UTC)
-
-        async def change(session: AsyncClientSession) -> bool:
-            moved = await self._store.move_order(
-                order["_id"], CUSTOMER_CANCELLABLE, {"status": CANCELLED, "updated_at": now}, session=session
-            )
-            if moved:
-                await self._outbox.add(session, order_cancelled(order, "customer"))
-            return moved
-
-        if not await transact(self._store.db, self._outbox, change):
-            current = await self._own_order(principal, order_id)
-            raise Conflict(
-                f"An order that is {current['status']} can no longer be cancelled "
-                f"(allowed while {' or '.join(CUSTOMER_CANCELLABLE)})."
-            )
+        delivery = await self._delivery.cancel(order_id, principal.user_id, created_data(order))
+        changes = {"status": CANCELLED, "updated_at": datetime.now(UTC), "delivery_version": delivery["version"]}
+        await transact(self._store.db, self._outbox, lambda s: self._mark_cancelled(s, order, changes, "customer"))
         return await self.get(principal, order_id)
 
+    async def _mark_cancelled(self, session: AsyncClientSession, order: Document, changes: Document, by: str) -> None:
+        if await self._store.move_order(order["_id"], NOT_CANCELLED, changes, session=session):
+            await self._outbox.add(session, order_cancelled(order, by))
+
     async def follow_delivery(self, session: AsyncClientSession, data: dict[str, Any]) -> None:
-        """Mirror the delivery status; a cancellation by staff also returns the stock."""
+        """Mirror the delivery status; a cancellation (by staff, or the shopper's, if this
+        event comes before the shopper's answer) also returns the stock, once."""
         order = await self._store.order(data["order_id"], session=session)
         if order is None or data["version"] <= order.get("delivery_version", 0):
             return  # unknown, or older than what is already shown
         changes = {"delivery_version": data["version"], "updated_at": datetime.now(UTC)}
+        if data["status"] == CANCELLED:
+            by = "customer" if data.get("by") == order["user_id"] else data.get("by") or "staff"
+            await self._mark_cancelled(session, order, {**changes, "status": CANCELLED}, by)
+            return
         if order["status"] != CANCELLED:
             changes["status"] = data["status"]
         await self._store.move_order(order["_id"], [order["status"]], changes, session=session)
-        if data["status"] == CANCELLED and order["status"] != CANCELLED:
-            await self._outbox.add(session, order_cancelled(order, data.get("by") or "staff"))
 
-    async def recover_stale(self, max_age: float) -> int:
-        """Release and drop PENDING orders older than ``max_age`` seconds."""
-        before = datetime.now(UTC) - timedelta(seconds=max_age)
+    async def recover_stale(self) -> int:
+        """Release and drop PENDING orders older than the checkout time limit."""
+        before = datetime.now(UTC) - self._stale_after
         recovered = 0
         for order in await self._store.stale_pending(PENDING, before):
             try:
@@ -237,8 +274,8 @@ class Checkout:
                 log.warning("pending_order_released", order_id=str(order["_id"]))
         return recovered
 
-    async def recover_forever(self, max_age: float, every: float = 5.0) -> None:
+    async def recover_forever(self, every: float = 5.0) -> None:
         while True:
             with contextlib.suppress(PyMongoError):
-                await self.recover_stale(max_age)
+                await self.recover_stale()
             await asyncio.sleep(every)

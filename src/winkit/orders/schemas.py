@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from pydantic_core import PydanticCustomError
 
 from winkit.platform.address import DeliveryAddress, ShippingAddress
+from winkit.platform.ids import EntityId
 from winkit.platform.money import Rupees
 
-ProductId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 Quantity = Annotated[int, Field(ge=1, le=20, strict=True)]
 UserId = Annotated[str | None, Field(max_length=64, description="Optional; must be the caller's own id")]
 MAX_LINE_QUANTITY = 20
@@ -21,7 +21,7 @@ class CartAdd(BaseModel):
     # Anything else (a client-sent price, say) is refused, never trusted.
     model_config = ConfigDict(extra="forbid")
 
-    product_id: ProductId
+    product_id: EntityId
     quantity: Quantity = 1
     user_id: UserId = None
 
@@ -29,7 +29,7 @@ class CartAdd(BaseModel):
 class CartRemove(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    product_id: ProductId
+    product_id: EntityId
     quantity: Quantity | None = None
     user_id: UserId = None
 
@@ -42,9 +42,13 @@ class Line(BaseModel):
     line_total: Rupees
 
 
+class CartLine(Line):
+    in_stock: int = Field(description="How many the catalog has right now (0: sold out or no longer sold)")
+
+
 class Cart(BaseModel):
     user_id: str
-    items: list[Line]
+    items: list[CartLine]
     subtotal: Rupees
     delivery_fee: Rupees
     total: Rupees

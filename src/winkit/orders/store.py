@@ -22,10 +22,15 @@ class DuplicateOrder(Exception):
     pass
 
 
+class CartBusy(Exception):
+    """Another checkout of this cart is under way."""
+
+
 class OrdersStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
         self.cart = db["cart_items"]
+        self.checkouts = db["cart_checkouts"]
         self.orders = db["orders"]
 
     async def ensure_indexes(self) -> None:
@@ -64,6 +69,15 @@ class OrdersStore:
             # The line exists but is too full: the filter missed and the upsert collided.
             raise LineLimit from exc
 
+    async def line_count(self, user_id: str) -> int:
+        return await self.cart.count_documents({"user_id": user_id})
+
+    async def refresh_line(self, user_id: str, product_id: str, name: str, price_paise: int) -> None:
+        """Store the name and price the shopper is being shown now."""
+        await self.cart.update_one(
+            {"user_id": user_id, "product_id": product_id}, {"$set": {"name": name, "price_paise": price_paise}}
+        )
+
     async def reduce_line(self, user_id: str, product_id: str, quantity: int | None) -> bool:
         """Take ``quantity`` off a line (all of it when None or when it would reach zero)."""
         key = {"user_id": user_id, "product_id": product_id}
@@ -79,6 +93,25 @@ class OrdersStore:
         # Only the lines as they were ordered: a line changed meanwhile stays in the cart.
         for line in lines:
             await self.cart.delete_one({"_id": line["_id"], "quantity": line["quantity"]}, session=session)
+
+    # one checkout at a time per cart: a document per user naming the order being placed
+    async def start_checkout(self, user_id: str, order_id: ObjectId, now: datetime, stale_before: datetime) -> None:
+        """Take the user's cart for ``order_id``, unless another checkout holds it (CartBusy);
+        a hold older than ``stale_before`` was left by a crash and is taken over."""
+        try:
+            await self.checkouts.update_one(
+                {"_id": user_id, "$or": [{"order_id": None}, {"since": {"$lt": stale_before}}]},
+                {"$set": {"order_id": order_id, "since": now}},
+                upsert=True,
+            )
+        except DuplicateKeyError as exc:
+            # Held: the filter missed and the upsert collided with the holder's document.
+            raise CartBusy from exc
+
+    async def end_checkout(self, user_id: str, order_id: ObjectId, session: AsyncClientSession | None = None) -> None:
+        await self.checkouts.update_one(
+            {"_id": user_id, "order_id": order_id}, {"$set": {"order_id": None}}, session=session
+        )
 
     # orders
     async def insert_order(self, order: Document) -> None:

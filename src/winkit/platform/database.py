@@ -8,14 +8,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
-from bson.errors import InvalidId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
+from winkit.platform.ids import is_canonical
 from winkit.platform.settings import ServiceName, Settings
 
 Document = dict[str, Any]
+
+
+# Pooled connections idle this long are closed by the driver before their next use.
+# SecantusDB closes a connection idle for 300 s (a load balancer or firewall in front of
+# MongoDB does the same), and pymongo's async pool cannot see that: it stops reading a
+# socket once it is back in the pool, so the next command is sent into the dead socket and
+# fails. Reads are retried on a new connection but writes are not (retryWrites=false), so
+# the first write after an idle spell would fail. Keep this well below the server's limit.
+MAX_IDLE_TIME_MS = 60_000
 
 
 def connect(settings: Settings, service: ServiceName) -> AsyncMongoClient[Document]:
@@ -24,6 +33,7 @@ def connect(settings: Settings, service: ServiceName) -> AsyncMongoClient[Docume
         tz_aware=True,
         appname=f"winkit-{service}",
         serverSelectionTimeoutMS=5_000,
+        maxIdleTimeMS=MAX_IDLE_TIME_MS,
     )
 
 
@@ -53,8 +63,5 @@ def stored_now() -> datetime:
 
 
 def object_id(value: str) -> ObjectId | None:
-    """A client-supplied id as an ObjectId, or None when it cannot be one."""
-    try:
-        return ObjectId(value)
-    except (InvalidId, TypeError):
-        return None
+    """A client-supplied id as an ObjectId, or None when it is not one in its one spelling."""
+    return ObjectId(value) if is_canonical(value) else None

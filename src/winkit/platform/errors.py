@@ -6,6 +6,7 @@ from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pymongo.errors import ConnectionFailure
@@ -66,6 +67,18 @@ class Conflict(Problem):
     status, slug = 409, "conflict"
 
 
+class OutOfStock(Conflict):
+    """Not enough stock for some lines (``short_items``: each with what is ``available``)."""
+
+    slug = "out-of-stock"
+
+
+class PricesChanged(Conflict):
+    """Prices changed since the shopper saw them (``changed_items``: shown and current price)."""
+
+    slug = "prices-changed"
+
+
 class Unprocessable(Problem):
     """Well-formed input that cannot be acted on (a reference to nothing, say)."""
 
@@ -112,14 +125,43 @@ def problem_response(
     if detail:
         body["detail"] = detail
     body.update(extensions)
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+    # Extensions may hold money (Decimal) and times: encoded as every answer encodes them.
+    return JSONResponse(jsonable_encoder(body), status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+# Pydantic's wording where it speaks of its own machinery (dictionaries, patterns, parsing)
+# rather than of what to type. Fields with a format of their own say it themselves.
+_PLAIN_MESSAGES = {
+    "missing": "This is required.",
+    "extra_forbidden": "This is not accepted here.",
+    "dict_type": "Send a JSON object here.",
+    "model_type": "Send a JSON object here.",
+    "model_attributes_type": "Send a JSON object here.",
+    "json_invalid": "This is not valid JSON.",
+    "list_type": "Send a list here.",
+    "string_type": "Send text here.",
+    "string_pattern_mismatch": "This is not in the expected format.",
+    "int_type": "Enter a whole number.",
+    "int_parsing": "Enter a whole number.",
+    "int_from_float": "Enter a whole number.",
+    "float_type": "Enter a number.",
+    "float_parsing": "Enter a number.",
+    "decimal_parsing": "Enter a number.",
+    "decimal_type": "Enter a number.",
+    "bool_type": "Enter true or false.",
+    "bool_parsing": "Enter true or false.",
+}
+
+
+def _message(error: Any) -> str:
+    message = _PLAIN_MESSAGES.get(error.get("type", ""), str(error.get("msg", "")))
+    return message.removeprefix("Value error, ")
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     # The client's input is not echoed back: it may hold a password.
     return [
-        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
-        for err in exc.errors()
+        {"loc": list(err.get("loc", ())), "msg": _message(err), "type": err.get("type", "")} for err in exc.errors()
     ]
 
 

@@ -1,11 +1,13 @@
 """Safe retries for every write: the same ``Idempotency-Key`` runs a request once.
 
 For an authenticated POST, PATCH or DELETE that carries ``Idempotency-Key``, the first
-request's answer (any status below 500) is stored for a day in the service's own
+request's successful answer (2xx) is stored for a day in the service's own
 ``idempotency_keys`` collection, keyed by the caller, method, path and key. A retry gets
 that answer again, with ``Idempotent-Replayed: true``, and changes nothing. The same key
 with a different body is refused (422); a retry while the first is still running gets 409.
-A 5xx answer is not stored, so the request can be retried for real.
+A refusal (4xx: out of stock, prices changed, an empty cart...) or a failure (5xx) changed
+nothing and is not stored: once the shopper has fixed what was wrong, a retry with the
+same key runs for real.
 
 Requests without a token are passed through unchanged: a key alone must not let one
 client read another's stored answer.
@@ -86,11 +88,11 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_body(body, receive), capture)
         finally:
-            if captured.get("status", 500) < 500:
+            if 200 <= captured.get("status", 500) < 300:
                 done = {"status": captured["status"], "headers": captured["headers"], "body": captured["body"]}
                 await records.update_one({"_id": record_id}, {"$set": done})
             else:
-                await records.delete_one({"_id": record_id})  # a real retry may run it again
+                await records.delete_one({"_id": record_id})  # a retry runs it again, for real
 
     async def _caller(self, scope: Scope, authorization: bytes | None) -> str | None:
         scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")

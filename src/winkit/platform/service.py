@@ -23,6 +23,7 @@ from winkit.platform.errors import (
 from winkit.platform.idempotency import IdempotencyMiddleware
 from winkit.platform.observability import Metrics, RequestContextMiddleware, configure_logging
 from winkit.platform.settings import ServiceName, Settings
+from winkit.platform.urls import RelativeRedirects
 
 Startup = Callable[[FastAPI, AsyncExitStack], Awaitable[None]]
 
@@ -145,5 +146,6 @@ def create_service_app(
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(UnexpectedErrorMiddleware)
     allow_cors(app, settings)
+    app.add_middleware(RelativeRedirects)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     return app

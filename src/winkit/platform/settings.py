@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     service_secret_file: Path | None = None
 
     # Where browsers reach the API (e.g. https://shop.example/api), for links such as image
-    # URLs; unset, links follow the address each request came in on.
+    # URLs; unset, the gateway of this machine. Never taken from a request's Host.
     public_api_url: str | None = None
 
     # The app (Flet web UI): its port, and the API it talks to (the gateway by default).
@@ -122,6 +122,10 @@ class Settings(BaseSettings):
     @property
     def effective_jwks_url(self) -> str:
         return self.jwks_url or f"{self.users_url}/.well-known/jwks.json"
+
+    @property
+    def effective_public_api_url(self) -> str:
+        return (self.public_api_url or f"http://{self.host}:{self.gateway_port}/api").rstrip("/")
 
     @property
     def effective_app_api_url(self) -> str:

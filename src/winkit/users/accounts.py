@@ -12,8 +12,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from winkit.platform.auth import Principal, Role, TokenIssuer
 from winkit.platform.database import Document
-from winkit.platform.errors import Conflict, Forbidden, NotFound, Unauthorized
-from winkit.users.otp import OtpService, email_key
+from winkit.platform.email import email_key
+from winkit.platform.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from winkit.users.otp import OtpService
 from winkit.users.store import EmailTaken, UsersStore
 
 DEV_STAFF_EMAIL = "staff@winkit.local"
@@ -48,14 +49,23 @@ def public_user(user: Document) -> dict[str, Any]:
     }
 
 
+def account_key(email: str) -> str:
+    """The identity an account with ``email`` is stored and found under."""
+    key = email_key(email)
+    if key is None:
+        raise BadRequest("This is not a valid email address.")
+    return key
+
+
 async def create_account(
     store: UsersStore, *, name: str, email: str, password: str, role: Role, phone: str | None = None
 ) -> dict[str, Any]:
+    key = account_key(email)
     now = datetime.now(UTC)
     user = {
         "name": name,
         "email": email,
-        "email_key": email_key(email),
+        "email_key": key,
         "phone": phone,
         "role": role.value,
         "password_hash": await hash_password(password),
@@ -69,7 +79,7 @@ async def create_account(
 
 
 async def ensure_dev_staff(store: UsersStore) -> None:
-    if await store.user_by_email(email_key(DEV_STAFF_EMAIL)) is None:
+    if await store.user_by_email(account_key(DEV_STAFF_EMAIL)) is None:
         with contextlib.suppress(Conflict):  # created concurrently by another instance
             await create_account(
                 store,
@@ -87,16 +97,18 @@ class Accounts:
         self._issuer = issuer
 
     async def register(self, *, name: str, email: str, password: str, otp: str, phone: str | None) -> dict[str, Any]:
-        # Refuse a taken address before spending the code, so the user can still use it.
-        if await self._store.user_by_email(email_key(email)) is not None:
-            raise Conflict("An account with this email already exists.")
-        await self._otp.verify(email, otp)
+        # The code first: a wrong one is a 400 whether or not the address has an account, so
+        # only whoever reads the mailbox learns that it is taken (a 409, and the code is spent).
+        # The account gets the address the code was mailed to, not this request's spelling.
+        address = await self._otp.verify(email, otp)
         return await create_account(
-            self._store, name=name, email=email, password=password, role=Role.CUSTOMER, phone=phone
+            self._store, name=name, email=address, password=password, role=Role.CUSTOMER, phone=phone
         )
 
     async def login(self, email: str, password: str) -> dict[str, Any]:
-        user = await self._store.user_by_email(email_key(email))
+        # An address without a key (not valid) matches no account: a wrong login like any other.
+        key = email_key(email)
+        user = None if key is None else await self._store.user_by_email(key)
         matches = await _password_matches(user["password_hash"] if user else _DUMMY_HASH, password)
         if user is None or not matches:
             raise Unauthorized("The email or password is wrong.")

@@ -79,12 +79,16 @@ async def jwks(request: Request) -> dict[str, Any]:
 
 @router.post("/otp/send", status_code=202, response_model=OtpSent, tags=["accounts"])
 async def send_otp(body: OtpRequest, otp: OtpDep) -> dict[str, int]:
-    """Email a 6-digit code for registration; one per address every 30 seconds."""
+    """Email a 6-digit code for registration; one per address every 30 seconds. The answer
+    is the same whether or not the address already has an account."""
     return {"expires_in": await otp.send(body.email)}
 
 
 @router.post("/register", status_code=201, response_model=UserOut, tags=["accounts"])
 async def register(body: RegisterRequest, accounts: AccountsDep) -> dict[str, Any]:
+    """Open an account with the code mailed to ``email`` (any spelling of that address); the
+    account keeps the address the code was mailed to. A wrong code is a 400 whether or not
+    the address is taken; only the right code for a taken address is a 409."""
     return await accounts.register(
         name=body.name, email=body.email, password=body.password, otp=body.otp, phone=body.phone
     )
@@ -150,6 +154,6 @@ dev_router = APIRouter(prefix="/dev", tags=["dev"])
 async def dev_outbox(
     request: Request, to: Annotated[EmailStr, Query(description="Recipient address")]
 ) -> list[dict[str, Any]]:
-    """Dev only: mail the service would have sent to ``to``, newest first."""
+    """Dev only: mail the service would have sent to ``to`` (any spelling), newest first."""
     outbox: DevOutboxSender = request.app.state.dev_outbox
     return await outbox.messages_to(to)

@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from typing import Protocol
 
 from winkit.platform.database import Document
+from winkit.platform.email import email_key
 from winkit.platform.settings import Settings
 from winkit.users.store import UsersStore
 
@@ -42,7 +43,8 @@ class SmtpSender:
 
 
 class DevOutboxSender:
-    """Dev only: messages land in the database and are read back at GET /dev/outbox."""
+    """Dev only: messages land in the database and are read back at GET /dev/outbox, by
+    the recipient's identity: any spelling of the address finds them."""
 
     def __init__(self, store: UsersStore) -> None:
         self._store = store
@@ -51,7 +53,7 @@ class DevOutboxSender:
         await self._store.add_mail(
             {
                 "to": to,
-                "to_key": to.casefold(),
+                "to_key": email_key(to),
                 "subject": subject,
                 "body": body,
                 "sent_at": datetime.now(UTC),
@@ -59,7 +61,8 @@ class DevOutboxSender:
         )
 
     async def messages_to(self, to: str) -> list[Document]:
-        return await self._store.mail_to(to.casefold())
+        key = email_key(to)
+        return [] if key is None else await self._store.mail_to(key)
 
 
 class MailConfigurationError(RuntimeError):

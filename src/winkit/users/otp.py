@@ -1,4 +1,9 @@
-"""One-time email codes: random, stored only as a keyed hash, short-lived, few tries."""
+"""One-time email codes: random, stored only as a keyed hash, short-lived, few tries.
+
+A code belongs to the address's identity (winkit.platform.email.email_key) and remembers
+the address it was mailed to: that address, not whichever spelling presents the code, is
+the one an account registered with the code gets.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo.errors import PyMongoError
 
+from winkit.platform.email import email_key
 from winkit.platform.errors import BadRequest, ServiceUnavailable, TooManyRequests
 from winkit.platform.settings import Settings
 from winkit.users.mail import MailSender
 from winkit.users.store import UsersStore
-
-
-def email_key(email: str) -> str:
-    return email.strip().casefold()
 
 
 def _hash(code: str, salt: str) -> str:
@@ -32,12 +34,18 @@ class OtpService:
         self._cooldown = settings.otp_resend_cooldown
 
     async def send(self, email: str) -> int:
-        """Mail a fresh code to ``email``; returns its lifetime in seconds."""
+        """Mail a fresh code to ``email``; returns its lifetime in seconds.
+
+        Accounts are never looked at: the answer is the same whether the address has one
+        or not, so it tells nobody which addresses are registered."""
         key = email_key(email)
+        if key is None:
+            raise BadRequest("This is not a valid email address.")
         now = datetime.now(UTC)
         code = f"{secrets.randbelow(1_000_000):06d}"
         salt = secrets.token_hex(16)
         record = {
+            "email": email,
             "code_hash": _hash(code, salt),
             "salt": salt,
             "attempts": 0,
@@ -65,11 +73,14 @@ class OtpService:
             raise ServiceUnavailable("The code could not be sent; try again shortly.") from exc
         return self._ttl
 
-    async def verify(self, email: str, code: str) -> None:
-        """Accept the code once, or raise BadRequest; every try counts against the limit."""
+    async def verify(self, email: str, code: str) -> str:
+        """Accept the code once and return the address it was mailed to, or raise
+        BadRequest; every try counts against the limit."""
         key = email_key(email)
-        record = await self._store.code(key)
         invalid = BadRequest("The code is wrong, expired or used up; ask for a new one.")
+        if key is None:
+            raise invalid
+        record = await self._store.code(key)
         if record is None or record["expires_at"] <= datetime.now(UTC):
             raise invalid
         # Counting the try before comparing stops parallel guesses from exceeding the limit.
@@ -80,3 +91,5 @@ class OtpService:
             raise invalid
         if not await self._store.consume_code(key, presented):
             raise invalid  # consumed concurrently by another request
+        # A code sent before codes kept their address (they live minutes) has none.
+        return record.get("email", email)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, StringConstraints, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, StringConstraints, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from winkit.platform.address import City, DeliveryAddress, Line, MobileNumber, OptionalLine, Pincode
@@ -13,12 +14,39 @@ from winkit.platform.address import Name as RecipientName
 from winkit.platform.auth import Role
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()-]{7,20}$")]
+
+
+def _format(pattern: str, kind: str, message: str) -> AfterValidator:
+    """A format check that says what to type, not the pattern it checks with."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise PydanticCustomError(kind, message)
+        return value
+
+    return AfterValidator(check)
+
+
+Phone = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=20),
+    _format(r"\+?[0-9 ()-]{7,20}", "phone", "Enter a phone number: 7 to 20 digits, spaces, brackets or dashes."),
+]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 # Login only looks the address up, so any address-shaped text will do (staff@winkit.local
-# uses a special-use domain that strict validation refuses).
-LoginEmail = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[^@\s]+@[^@\s]+$", max_length=254)]
-OtpCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{6}$")]
+# uses a special-use domain that strict validation refuses): it is found by its identity
+# (winkit.platform.email.email_key), and an address that has none is a wrong login.
+LoginEmail = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254),
+    _format(r"[^@\s]+@[^@\s]+", "email", "Enter the email address you signed up with."),
+]
+OtpCode = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=6),
+    _format(r"[0-9]{6}", "otp", "Enter the 6 digits of the code we emailed you."),
+]
 
 
 class Strict(BaseModel):

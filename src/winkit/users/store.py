@@ -37,8 +37,12 @@ class UsersStore:
         self.mail = db["dev_mail"]
 
     async def ensure_indexes(self) -> None:
-        # email_key is the case-folded address: the unique index makes the email
-        # case-insensitively unique without relying on collation support.
+        # email_key is the address's identity (winkit.platform.email.email_key): the unique
+        # index makes each identity one account, without relying on collation support.
+        # Keys stored before that rule were str.casefold(): the same for ASCII-only
+        # addresses, but an account with a non-ASCII character in its address keeps a key
+        # that the new rule never produces, and is not found until a one-off migration
+        # recomputes email_key from email (no such migration exists yet).
         await self.users.create_indexes([IndexModel([("email_key", ASCENDING)], unique=True)])
         await self.addresses.create_indexes([IndexModel([("user_id", ASCENDING), ("created_at", ASCENDING)])])
         await self.codes.create_indexes([IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)])
@@ -75,7 +79,7 @@ class UsersStore:
     async def set_password_hash(self, user_id: Any, password_hash: str) -> None:
         await self.users.update_one({"_id": user_id}, {"$set": {"password_hash": password_hash}})
 
-    # one-time codes, keyed by the case-folded email
+    # one-time codes, keyed by the address's identity
     async def start_code(self, email_key: str, code: Document, cooldown_start: datetime) -> bool:
         """Store a new code unless one was sent after ``cooldown_start``; False if cooling down."""
         try:
