@@ -37,12 +37,12 @@ SERVICES = tuple(SERVICE_PORTS)
 APPS = (*SERVICES, "gateway", "app")
 
 # Which secret each app may see: the signing key only in users, the service secret only in
-# the two services that sign or check internal calls.
+# the three services that sign or check internal calls.
 COMPOSE_SECRETS = {
     "users": {"jwt_private_key"},
     "catalog": {"service_secret"},
     "orders": {"service_secret"},
-    "delivery": set(),
+    "delivery": {"service_secret"},
     "gateway": set(),
     "app": set(),
 }
@@ -50,7 +50,7 @@ K8S_SECRETS = {
     "users": {"winkit-jwt-key", "winkit-smtp"},
     "catalog": {"winkit-service-secret"},
     "orders": {"winkit-service-secret"},
-    "delivery": set(),
+    "delivery": {"winkit-service-secret"},
     "gateway": set(),
     "app": set(),
 }
@@ -551,7 +551,7 @@ def test_each_deployment_environment_is_valid_settings(name: str, monkeypatch: p
     settings = settings_from(env, monkeypatch)
     if name == "users":
         assert settings.jwt_private_key_file is not None
-    if name in ("catalog", "orders"):
+    if name in ("catalog", "orders", "delivery"):
         assert settings.service_secret_file is not None
     if name == "gateway":
         host = re.fullmatch(r"redis://([a-z-]+):(\d+)/\d+", settings.gateway_rate_limit_storage)
@@ -680,6 +680,7 @@ ALLOWED = [
     *[(inside("gateway"), name, PORTS[name]) for name in SERVICES],
     (inside("gateway"), "redis", 6379),
     (inside("orders"), "catalog", PORTS["catalog"]),
+    (inside("orders"), "delivery", PORTS["delivery"]),
     *[(inside(name), "users", PORTS["users"]) for name in ("catalog", "orders", "delivery")],
     *[(inside(name), "mongo", 27017) for name in (*SERVICES, "mongo", "mongo-init")],
     *[(inside(name), "nats", 4222) for name in ("catalog", "orders", "delivery")],
