@@ -104,15 +104,17 @@ ADDRESS = {
 CHECKOUT = {"address": ADDRESS}
 
 
-def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy (events are asynchronous)."""
+def eventually(check: Any, timeout: float = 15.0, interval: float = 0.1, describe: Any = None) -> Any:
+    """Poll ``check`` until it returns something truthy (events are asynchronous); on
+    timeout, ``describe()`` (if given) says what was still wrong."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {result!r})")
+            state = describe() if describe is not None else result
+            raise AssertionError(f"condition not met within {timeout} s (last: {state!r})")
         time.sleep(interval)
 
 

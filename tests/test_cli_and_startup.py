@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -35,11 +34,11 @@ def test_a_service_starts_and_serves_while_nats_is_unreachable(stack):
     from winkit.orders.app import create_app
 
     settings = stack.settings.model_copy(update={"nats_url": f"nats://127.0.0.1:{free_port()}"})
-    started = time.monotonic()
     server = LiveServer(create_app(settings), bound_socket())
-    server.start(timeout=15)
+    # Serving at all with no bus proves start-up does not wait for it (nats-py's own
+    # retries would hold it for minutes).
+    server.start()
     try:
-        assert time.monotonic() - started < 10
         with httpx.Client(base_url=server.url) as orders:
             health = orders.get("/health")
             assert health.status_code == 200 and health.json()["checks"]["nats"] == "down"

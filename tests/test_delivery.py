@@ -79,7 +79,9 @@ def test_staff_cancellation_reaches_the_order_and_returns_stock(delivery, orders
     orders.post("/cart/add", json={"product_id": product["id"], "quantity": 5}, headers=shopper.headers)
     order_id = orders.post("/order/create", json=CHECKOUT, headers=shopper.headers).json()["order_id"]
     url = f"/order/{order_id}/update-status"
-    eventually(lambda: delivery.post(url, headers=staff).status_code == 200)  # -> CONFIRMED
+    # Wait for the record (a read), then move it once: a write is never retried blindly.
+    eventually(lambda: delivery.get(f"/order/{order_id}/status", headers=staff).status_code == 200)
+    assert delivery.post(url, headers=staff).json()["status"] == "CONFIRMED"
     assert delivery.post(url, headers=staff).json()["status"] == "PACKED"
     eventually(lambda: orders.get(f"/orders/{order_id}", headers=shopper.headers).json()["status"] == "PACKED")
     assert_problem(orders.post(f"/orders/{order_id}/cancel", headers=shopper.headers), 409)  # too late for shoppers

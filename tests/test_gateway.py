@@ -509,9 +509,9 @@ def test_a_service_that_never_answers_is_a_504(gateways):
     silent.listen()  # the kernel accepts connections; nobody ever reads or answers
     try:
         slow = gateways.start(catalog_url=f"http://127.0.0.1:{silent.getsockname()[1]}", gateway_upstream_timeout=0.5)
-        started = time.monotonic()
+        # Without the gateway's own timeout the client's (30 s) would fail first, with no answer.
         body = assert_edge_problem(slow.get("/api/catalog/products"), 504)
-        assert body["service"] == "catalog" and time.monotonic() - started < 5
+        assert body["service"] == "catalog"
     finally:
         silent.close()
 

@@ -123,10 +123,10 @@ def test_cancel_races_the_store_and_never_both_win(orders, delivery, catalog, st
         order_id = orders.post("/order/create", json=CHECKOUT, headers=shopper.headers).json()["order_id"]
         placed.append((order_id, product))
     for order_id, _ in placed:
-        move = f"/order/{order_id}/update-status"
-        eventually(
-            lambda move=move: delivery.post(move, json={"status": "CONFIRMED"}, headers=staff).status_code == 200
-        )
+        status = f"/order/{order_id}/status"
+        eventually(lambda status=status: delivery.get(status, headers=staff).status_code == 200)
+        confirmed = delivery.post(f"/order/{order_id}/update-status", json={"status": "CONFIRMED"}, headers=staff)
+        assert confirmed.status_code == 200, confirmed.text
 
     orders_url, delivery_url = stack.servers["orders"].url, stack.servers["delivery"].url
     outcomes = {}

@@ -11,7 +11,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from harness import LiveServer, bound_socket, free_port, unique_email
+from harness import LiveServer, bound_socket, eventually, free_port, unique_email
 from test_users_api import assert_problem
 
 from winkit.launcher import Supervisor, mongodb_child
@@ -143,6 +143,7 @@ def test_health_is_503_when_the_database_is_gone(tmp_path_factory, nats_server):
         with httpx.Client(base_url=server.url, timeout=30) as catalog:
             assert catalog.get("/health").status_code == 200
             supervisor.stop_all()
+            eventually(lambda: catalog.get("/health").status_code == 503)
             problem = assert_problem(catalog.get("/health"), 503)
             assert problem["checks"]["mongodb"] == "down"
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ import httpx
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from winkit.platform.observability import uvicorn_log_config
 from winkit.platform.settings import Settings
 
 _PR_SET_PDEATHSIG = 1
@@ -79,12 +81,25 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def mongodb_child(port: int, storage: Path) -> Child:
+# SecantusDB's CLI has no flag or config key for how long a client connection may stay
+# idle (SecantusDBServer's client_idle_timeout_s, 300 s): this runs the same CLI with it set.
+_SECANTUS_WITH_IDLE_LIMIT = (
+    "import functools, sys; import secantus.cli as cli; "
+    "cli.SecantusDBServer = functools.partial(cli.SecantusDBServer, client_idle_timeout_s=float(sys.argv.pop(1))); "
+    "sys.exit(cli.main())"
+)
+
+
+def mongodb_child(port: int, storage: Path, *, client_idle_timeout: float | None = None) -> Child:
+    """SecantusDB on ``port``; ``client_idle_timeout`` (seconds) replaces its 300 s limit."""
     if importlib.util.find_spec("secantus") is None:
         raise LaunchError("SecantusDB is not installed: pip install 'winkit[embedded]', or set WINKIT_MONGODB_URI")
     storage.mkdir(parents=True, exist_ok=True)
     uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    argv = [*PYTHON, "-m", "secantus", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [*PYTHON, "-m", "secantus"]
+    if client_idle_timeout is not None:
+        argv = [*PYTHON, "-c", _SECANTUS_WITH_IDLE_LIMIT, str(client_idle_timeout)]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
     return Child(
         name="mongodb (SecantusDB)",
         argv=[*argv, "--storage-path", str(storage)],
@@ -208,6 +223,11 @@ def planned_children(settings: Settings) -> list[Child]:
     """What `winkit run` starts, in start order, for these settings."""
     data_dir = settings.data_dir.resolve()
     env = {"WINKIT_DATA_DIR": str(data_dir), "WINKIT_ENV": settings.env}
+    # uvicorn logs JSON lines from its first line on, not only once the app factory has run.
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_config = data_dir / "uvicorn-logging.json"
+    log_config.write_text(json.dumps(uvicorn_log_config(), indent=2) + "\n")
+    log_options = ("--log-config", str(log_config))
     children = []
     if settings.uses_embedded_mongodb():
         children.append(mongodb_child(settings.embedded_mongodb_port, data_dir / "mongodb"))
@@ -215,13 +235,15 @@ def planned_children(settings: Settings) -> list[Child]:
         children.append(nats_child(settings.embedded_nats_port, settings.embedded_nats_monitor_port, data_dir / "nats"))
     for name, factory in SERVICES:
         port = httpx.URL(settings.service_url(name)).port or 80  # type: ignore[arg-type]
-        children.append(service_child(f"{name} service", factory, settings.host, port, env))
+        children.append(service_child(f"{name} service", factory, settings.host, port, env, extra=log_options))
     # Started last, once every service it fronts is healthy; ready when it answers itself.
     gateway = "winkit.gateway.app:create_app"
-    children.append(service_child("gateway", gateway, settings.host, settings.gateway_port, env, ready_path="/"))
+    children.append(
+        service_child("gateway", gateway, settings.host, settings.gateway_port, env, ready_path="/", extra=log_options)
+    )
     # The app talks to the API through the gateway; Flet's sessions use sans-io websockets.
     app = "winkit.app.app:create_app"
-    app_options = ("--ws", "websockets-sansio")
+    app_options = ("--ws", "websockets-sansio", *log_options)
     children.append(service_child("app", app, settings.host, settings.app_port, env, extra=app_options))
     return children
 

@@ -238,7 +238,7 @@ class Shell:
                 if notice.kind != NoticeKind.OFFLINE:
                     self.notify(notice)
                     return
-                log.info("live_updates_reconnecting", error=str(error), delay=delay)
+                log.info("live_updates_reconnecting", error=type(error).__name__, delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
@@ -266,7 +266,8 @@ class Shell:
             notice = Notice(NoticeKind.INFO, problem)
         elif isinstance(problem, Exception):
             if not isinstance(problem, ApiError):
-                log.warning("app_action_failed", error=repr(problem))
+                # The kind only: an error's text may hold what the person typed.
+                log.warning("app_action_failed", error=type(problem).__name__)
             notice = describe(problem)
         assert notice is not None
         if notice.kind == NoticeKind.OFFLINE:

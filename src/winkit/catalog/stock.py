@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
@@ -16,6 +17,8 @@ from winkit.catalog.store import CatalogStore
 from winkit.platform.errors import Conflict, OutOfStock, PricesChanged
 from winkit.platform.events import Outbox, new_event, transact
 from winkit.platform.money import to_rupees
+
+log = structlog.get_logger("winkit.stock")
 
 RESERVED, CONFIRMED, RELEASED = "reserved", "confirmed", "released"
 
@@ -95,7 +98,9 @@ class Stock:
             try:
                 await transact(self._store.db, self._outbox, lambda s: self._take_all(s, order_id, items))
             except Refused as refused:
-                raise _refusal(refused) from None
+                problem = _refusal(refused)
+                log.info("reservation_refused", order_id=order_id, reason=problem.slug, lines=len(items))
+                raise problem from None
             except DuplicateKeyError:
                 pass  # the same order reserved concurrently: report what was stored
             existing = await self._store.reservation(order_id)
@@ -133,6 +138,7 @@ class Stock:
         await transact(self._store.db, self._outbox, lambda s: self.release_in(s, order_id))
         released = await self._store.reservation(order_id)
         assert released is not None
+        log.info("stock_released", order_id=order_id, lines=len(released["items"]))
         return {"order_id": order_id, "status": released["status"], "items": released["items"]}
 
     async def release_in(self, session: AsyncClientSession, order_id: str) -> None:

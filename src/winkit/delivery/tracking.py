@@ -155,6 +155,10 @@ class Tracking:
             await self._move(session, record, target, principal.user_id)
 
         await transact(self._store.db, self._outbox, change)
+        # Logged once committed: a transaction retried on a conflict runs ``change`` again.
+        log.info(
+            "status_changed", order_id=order_id, previous=record["status"], status=str(target), by=principal.user_id
+        )
         return status_view(await self._visible(principal, order_id))
 
     async def _move(self, session: AsyncClientSession, record: Document, target: Status, by: str) -> None:
@@ -224,7 +228,7 @@ class Tracking:
         await transact(self._store.db, self._outbox, change)
         record = await self._store.get(order_id)
         assert record is not None
-        log.info("order_cancelled_by_shopper", order_id=order_id)
+        log.info("status_changed", order_id=order_id, status=record["status"], by="customer")
         return status_view(record)
 
 

@@ -3,7 +3,9 @@
 Placing an order: record it as PENDING, ask the catalog to reserve every line's stock
 (all or nothing), then in one transaction mark it PLACED, empty those cart lines and
 queue ``order.created``. A PENDING order left behind by a crash or an unreachable catalog
-is released and removed by ``recover_stale`` once older than the reservation timeout.
+is taken over by ``recover_stale`` once older than the reservation timeout: marked
+ABANDONED first (so a checkout still running cannot place it afterwards), then its stock
+is released, then it is removed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pymongo
 import structlog
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -26,7 +29,7 @@ from winkit.orders.store import CartBusy, DuplicateOrder, OrdersStore
 from winkit.orders.users_client import UsersClient
 from winkit.platform.auth import Principal
 from winkit.platform.database import Document, stored_now
-from winkit.platform.errors import Conflict, NotFound, ServiceUnavailable
+from winkit.platform.errors import Conflict, NotFound, Problem, ServiceUnavailable
 from winkit.platform.events import Outbox, new_event, transact
 from winkit.platform.ids import MAX_ORDER_LINES
 from winkit.platform.money import CURRENCY, to_rupees
@@ -34,6 +37,11 @@ from winkit.platform.money import CURRENCY, to_rupees
 log = structlog.get_logger("winkit.checkout")
 
 PENDING = "PENDING"  # internal: stock being reserved; never shown to shoppers
+ABANDONED = "ABANDONED"  # internal: a stale checkout whose stock is being given back
+# Each step of taking over one stale checkout may wait this long: a write to an order that
+# a crashed process left inside a transaction waits until the database reaps that
+# transaction (60 s); meanwhile the other stale checkouts are taken over.
+RECOVERY_STEP_SECONDS = 5.0
 PLACED, CONFIRMED, CANCELLED = "PLACED", "CONFIRMED", "CANCELLED"
 VISIBLE = ["PLACED", "CONFIRMED", "PACKED", "OUT_FOR_DELIVERY", "DELIVERED", "CANCELLED"]
 NOT_CANCELLED = [s for s in VISIBLE if s != CANCELLED]
@@ -121,12 +129,19 @@ class Checkout:
         try:
             await self._store.start_checkout(user_id, order_id, now, now - self._stale_after)
         except CartBusy:
+            log.info("checkout_refused", reason="cart-busy", user_id=user_id)
             raise Conflict("This cart is being ordered right now; see your orders.") from None
         try:
-            return await self._place_held(principal, order_id, key, address_id, address, note)
+            order, replayed = await self._place_held(principal, order_id, key, address_id, address, note)
+        except Problem as refused:
+            log.info("checkout_refused", reason=refused.slug, status=refused.status, user_id=user_id)
+            raise
         finally:
             # Placing ends the hold in its own transaction; this ends it after a refusal.
             await self._store.end_checkout(user_id, order_id)
+        if not replayed:
+            log.info("order_placed", order_id=order["order_id"], lines=len(order["items"]), total=str(order["total"]))
+        return order, replayed
 
     async def _place_held(
         self,
@@ -178,7 +193,7 @@ class Checkout:
         return order_view(order), False
 
     def _replay(self, order: Document) -> dict[str, Any]:
-        if order["status"] == PENDING:
+        if order["status"] in (PENDING, ABANDONED):
             raise Conflict("An order with this Idempotency-Key is being placed; retry shortly.")
         return order_view(order)
 
@@ -218,7 +233,7 @@ class Checkout:
         # Someone else's order is reported as missing: its existence is not theirs to know.
         if (
             order is None
-            or order["status"] == PENDING
+            or order["status"] in (PENDING, ABANDONED)
             or (order["user_id"] != principal.user_id and not principal.is_staff)
         ):
             raise NotFound(f"No order with id {order_id!r}.")
@@ -260,19 +275,32 @@ class Checkout:
         await self._store.move_order(order["_id"], [order["status"]], changes, session=session)
 
     async def recover_stale(self) -> int:
-        """Release and drop PENDING orders older than the checkout time limit."""
+        """Take over checkouts older than the time limit: release their stock, drop them."""
         before = datetime.now(UTC) - self._stale_after
         recovered = 0
-        for order in await self._store.stale_pending(PENDING, before):
+        for order in await self._store.stale_pending([PENDING, ABANDONED], before):
             try:
-                await self._catalog.release(str(order["_id"]))
-            except ServiceUnavailable:
-                continue  # next round
-            # Deleted rather than kept, so a retry with the same Idempotency-Key can proceed.
-            if await self._store.delete_pending(order["_id"], PENDING):
-                recovered += 1
-                log.warning("pending_order_released", order_id=str(order["_id"]))
+                recovered += await self._take_over(order)
+            except (ServiceUnavailable, PyMongoError) as exc:
+                log.info("stale_checkout_deferred", order_id=str(order["_id"]), reason=type(exc).__name__)
         return recovered
+
+    async def _take_over(self, order: Document) -> int:
+        with pymongo.timeout(RECOVERY_STEP_SECONDS):
+            # Claimed first: once ABANDONED, the checkout that made it can no longer place it,
+            # so stock is never released under a placed order.
+            claimed = order["status"] == ABANDONED or await self._store.move_order(
+                order["_id"], [PENDING], {"status": ABANDONED}
+            )
+        if not claimed:
+            return 0  # placed (or taken over) meanwhile
+        await self._catalog.release(str(order["_id"]))
+        with pymongo.timeout(RECOVERY_STEP_SECONDS):
+            # Deleted rather than kept, so a retry with the same Idempotency-Key can proceed.
+            removed = await self._store.delete_pending(order["_id"], ABANDONED)
+        if removed:
+            log.warning("pending_order_released", order_id=str(order["_id"]))
+        return int(removed)
 
     async def recover_forever(self, every: float = 5.0) -> None:
         while True:

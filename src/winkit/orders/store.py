@@ -144,8 +144,9 @@ class OrdersStore:
         )
         return result.modified_count == 1
 
-    async def delete_pending(self, order_id: ObjectId, pending: str) -> bool:
-        return (await self.orders.delete_one({"_id": order_id, "status": pending})).deleted_count == 1
+    async def delete_pending(self, order_id: ObjectId, status: str) -> bool:
+        """Remove an order never placed, if it is still in ``status``."""
+        return (await self.orders.delete_one({"_id": order_id, "status": status})).deleted_count == 1
 
-    async def stale_pending(self, pending: str, before: datetime) -> list[Document]:
-        return await self.orders.find({"status": pending, "created_at": {"$lt": before}}).to_list()
+    async def stale_pending(self, statuses: list[str], before: datetime) -> list[Document]:
+        return await self.orders.find({"status": {"$in": statuses}, "created_at": {"$lt": before}}).to_list()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any
@@ -23,6 +25,8 @@ from winkit.platform.settings import Settings
 log = structlog.get_logger("winkit.auth")
 
 SERVICE_AUDIENCE = "winkit-internal"
+# Seconds between JWKS fetch attempts, at most, while no key has ever been fetched.
+NO_KEYS_BACKOFF_CAP = 30.0
 
 
 class Role(StrEnum):
@@ -76,47 +80,84 @@ class TokenIssuer:
 class JwksSource:
     """Public keys fetched from the user service's JWKS and cached.
 
-    An unknown ``kid`` triggers a refetch (key rotation), at most once per ``min_refresh``
-    seconds so forged kids cannot turn every request into a fetch.
+    An unknown ``kid`` triggers a fetch (key rotation); keys older than ``cache_seconds``
+    keep verifying while a background fetch renews them. After any attempt, success or
+    failure, no other starts for ``min_refresh`` seconds, doubled for each failure in a row
+    up to the cache time: forged kids cannot turn every request into a fetch, and while the
+    user service is away requests answer at once instead of queueing behind fetches that
+    each wait for their own timeout.
     """
 
-    def __init__(self, url: str, cache_seconds: int, *, min_refresh: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        cache_seconds: int,
+        *,
+        min_refresh: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._url = url
         self._cache_seconds = cache_seconds
         self._min_refresh = min_refresh
+        self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at = 0.0
+        self._fetched_at = -math.inf  # last success
+        self._next_attempt = -math.inf  # no fetch starts before this
+        self._failures = 0  # in a row
         self._lock = asyncio.Lock()
+        self._renewal: asyncio.Task[None] | None = None
 
     @classmethod
     def static(cls, jwks: dict[str, Any]) -> JwksSource:
         source = cls(url="", cache_seconds=0)
         source._keys = {k["kid"]: jwt.PyJWK(k) for k in jwks["keys"]}
-        source._fetched_at = float("inf")
+        source._fetched_at = source._next_attempt = math.inf
         return source
 
+    def _backoff_left(self) -> float:
+        """Seconds until a fetch may start (0: one may start now)."""
+        return max(0.0, self._next_attempt - self._clock())
+
     async def key(self, kid: str) -> jwt.PyJWK | None:
-        stale = time.monotonic() - self._fetched_at > self._cache_seconds
-        if kid not in self._keys or stale:
-            await self._refresh(force=stale)
+        key = self._keys.get(kid)
+        if key is not None:
+            stale = self._clock() - self._fetched_at > self._cache_seconds
+            if stale and not self._backoff_left() and (self._renewal is None or self._renewal.done()):
+                self._renewal = asyncio.create_task(self._refresh())
+            return key
+        # Checked before the lock: during back-off nobody waits for a fetch that will not start.
+        if not self._backoff_left():
+            await self._refresh()
+        if not self._keys:
+            retry_after = str(max(1, math.ceil(self._backoff_left())))
+            raise ServiceUnavailable(
+                "Token keys are unavailable; try again shortly.", headers={"Retry-After": retry_after}
+            )
         return self._keys.get(kid)
 
-    async def _refresh(self, *, force: bool) -> None:
+    async def _refresh(self) -> None:
         async with self._lock:
-            if not force and time.monotonic() - self._fetched_at < self._min_refresh:
+            # Whoever held the lock before may have just fetched, or failed to.
+            if self._backoff_left():
                 return
             try:
                 async with httpx.AsyncClient(timeout=3.0) as client:
                     response = await client.get(self._url)
                     response.raise_for_status()
-                    keys = response.json()["keys"]
-            except (httpx.HTTPError, KeyError, ValueError) as exc:
-                log.warning("jwks_fetch_failed", url=self._url, error=str(exc))
-                if not self._keys:
-                    raise ServiceUnavailable("Token keys are unavailable; try again shortly.") from exc
+                    keys = {k["kid"]: jwt.PyJWK(k) for k in response.json()["keys"] if "kid" in k}
+            except (httpx.HTTPError, jwt.PyJWTError, AttributeError, KeyError, TypeError, ValueError) as exc:
+                # The exponent is bounded so a days-long outage cannot overflow the float.
+                self._failures += 1
+                backoff = self._min_refresh * 2.0 ** min(self._failures - 1, 30)
+                # With no keys at all nothing can be verified: try again sooner.
+                cap = self._cache_seconds if self._keys else NO_KEYS_BACKOFF_CAP
+                delay = min(backoff, max(self._min_refresh, cap))
+                self._next_attempt = self._clock() + delay
+                log.warning("jwks_fetch_failed", error=type(exc).__name__, retry_in=delay)
                 return
-            self._keys = {k["kid"]: jwt.PyJWK(k) for k in keys if "kid" in k}
-            self._fetched_at = time.monotonic()
+            self._keys, self._failures = keys, 0
+            self._fetched_at = self._clock()
+            self._next_attempt = self._fetched_at + self._min_refresh
 
 
 class TokenVerifier:

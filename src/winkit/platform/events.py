@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import nats
 import structlog
@@ -38,6 +39,8 @@ from winkit.platform.database import Document
 log = structlog.get_logger("winkit.events")
 
 STREAM = "WINKIT"
+# Seconds the bus may take to stop (tasks, then the connection) when the service stops.
+STOP_TIMEOUT = 3.0
 SUBJECT_PREFIX = "winkit."
 # Event types and their current schema version (docs/events.md describes each).
 EVENT_VERSIONS = {
@@ -89,6 +92,12 @@ def new_event(event_type: str, source: str, data: dict[str, Any]) -> Document:
 def _wire(doc: Document) -> bytes:
     keys = ("type", "version", "source", "occurred_at", "data")
     return json.dumps({"id": doc["_id"], **{k: doc[k] for k in keys}}).encode()
+
+
+def _where(url: str) -> str:
+    """Host and port of a URL, for logs: a NATS URL may carry credentials."""
+    parts = urlsplit(url)
+    return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
 class Outbox:
@@ -149,6 +158,7 @@ class EventBus:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def subscribe(self, event_type: str, handler: Handler) -> None:
         durable = f"{self._service}-{event_type.replace('.', '-')}"
@@ -168,15 +178,17 @@ class EventBus:
         self._tasks.append(asyncio.create_task(self._run(), name=f"{self._service}-bus"))
 
     async def stop(self) -> None:
+        """Stop within a few seconds, whatever state NATS is in: nats-py may turn a
+        cancellation during a fetch into a timeout, and closing may wait on a reconnect."""
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
         self._tasks.clear()
         if self._nc is not None:
             with contextlib.suppress(Exception):
-                await self._nc.close()
+                await asyncio.wait_for(self._nc.close(), STOP_TIMEOUT)
 
     async def _quiet(self, exc: Exception) -> None:
         log.debug("nats_error", error=str(exc))
@@ -193,7 +205,7 @@ class EventBus:
                     name=f"winkit-{self._service}",
                 )
             except (NatsError, OSError, TimeoutError) as exc:
-                log.error("event_bus_unreachable", url=self._url, error=str(exc) or type(exc).__name__)
+                log.error("event_bus_unreachable", server=_where(self._url), error=str(exc) or type(exc).__name__)
                 await asyncio.sleep(2)
                 continue
             # Connected: from now on, ride out any outage by reconnecting forever.
@@ -210,7 +222,7 @@ class EventBus:
             except (NatsError, TimeoutError) as exc:
                 log.warning("stream_setup_failed", error=str(exc))
                 await asyncio.sleep(1)
-        log.info("event_bus_connected", url=self._url)
+        log.info("event_bus_connected", server=_where(self._url))
         for event_type, handler in self._listeners:
             await self._nc.subscribe(SUBJECT_PREFIX + event_type, cb=self._listener(event_type, handler))
         for event_type, durable, handler in self._subscriptions:
@@ -280,7 +292,7 @@ class EventBus:
             except (NatsError, TimeoutError) as exc:
                 log.warning("consumer_setup_failed", consumer=durable, error=str(exc))
                 await asyncio.sleep(1)
-        while True:
+        while not self._stopping:
             try:
                 messages = await sub.fetch(batch=50, timeout=1)
             except (NatsTimeoutError, TimeoutError):
@@ -337,6 +349,8 @@ async def apply_once(db: AsyncDatabase[Document], outbox: Outbox, consumer: str,
         await transact(db, outbox, claim_then_change)
     except DuplicateKeyError as exc:
         raise AlreadyProcessed(event.id) from exc
+    # Once committed: e.g. the catalog handling order.cancelled is stock given back.
+    log.info("event_handled", consumer=consumer, event_type=event.type, event_id=event.id)
 
 
 async def start_event_bus(
