@@ -288,9 +288,13 @@ class Checkout:
     async def _take_over(self, order: Document) -> int:
         with pymongo.timeout(RECOVERY_STEP_SECONDS):
             # Claimed first: once ABANDONED, the checkout that made it can no longer place it,
-            # so stock is never released under a placed order.
-            claimed = order["status"] == ABANDONED or await self._store.move_order(
-                order["_id"], [PENDING], {"status": ABANDONED}
+            # so stock is never released under a placed order. In a transaction: a crash may
+            # have left the order inside one, and starting transactions is what lets the
+            # database reap that one once it has expired (SecantusDB reaps no other way).
+            claimed = order["status"] == ABANDONED or await transact(
+                self._store.db,
+                self._outbox,
+                lambda session: self._store.move_order(order["_id"], [PENDING], {"status": ABANDONED}, session=session),
             )
         if not claimed:
             return 0  # placed (or taken over) meanwhile

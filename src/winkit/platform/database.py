@@ -25,6 +25,10 @@ Document = dict[str, Any]
 # fails. Reads are retried on a new connection but writes are not (retryWrites=false), so
 # the first write after an idle spell would fail. Keep this well below the server's limit.
 MAX_IDLE_TIME_MS = 60_000
+# No database operation (a transaction with its retries counts as one) may take longer:
+# past this the request answers 503 instead of hanging, e.g. on a document that a crashed
+# process left locked inside a transaction the server has not reaped yet.
+OPERATION_TIMEOUT_MS = 10_000
 
 
 def connect(settings: Settings, service: ServiceName) -> AsyncMongoClient[Document]:
@@ -34,6 +38,7 @@ def connect(settings: Settings, service: ServiceName) -> AsyncMongoClient[Docume
         appname=f"winkit-{service}",
         serverSelectionTimeoutMS=5_000,
         maxIdleTimeMS=MAX_IDLE_TIME_MS,
+        timeoutMS=OPERATION_TIMEOUT_MS,
     )
 
 
