@@ -85,6 +85,22 @@ def processes_using(data_dir: str) -> list[int]:
     return found
 
 
+def leftovers(ports: dict[str, int], data_dir: str) -> dict[str, object]:
+    """What is still up, for a failure message: ports still listening, and the command lines
+    and states of processes still naming the data dir."""
+    remaining = {}
+    for pid in processes_using(data_dir):
+        try:
+            status = Path(f"/proc/{pid}/status").read_text().splitlines()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        state = next((line for line in status if line.startswith("State:")), "")
+        remaining[pid] = f"{state} {cmdline[:200]}"
+    names = {port: name for name, port in ports.items()}
+    return {"listening": [names[port] for port in listening(ports)], "processes": remaining}
+
+
 def test_run_serves_everything_and_ctrl_c_stops_it_all(env, ports):
     process = start(env)
     try:
@@ -137,4 +153,8 @@ def test_killing_the_supervisor_leaves_no_orphans(env, ports):
     process = start(env)
     process.kill()
     process.wait()
-    eventually(lambda: listening(ports) == [] and processes_using(env["WINKIT_DATA_DIR"]) == [], timeout=30)
+    eventually(
+        lambda: listening(ports) == [] and processes_using(env["WINKIT_DATA_DIR"]) == [],
+        timeout=30,
+        describe=lambda: leftovers(ports, env["WINKIT_DATA_DIR"]),
+    )

@@ -1,8 +1,8 @@
 """Starts and supervises the whole system on one machine (what `make run` does).
 
 Every child runs in its own session (so a terminal's Ctrl-C reaches only the supervisor,
-which then stops children in reverse order) and is asked by the kernel to exit if the
-supervisor dies (PR_SET_PDEATHSIG), so even a kill -9 leaves no orphans.
+which then stops children in reverse order) and is killed by the kernel if the supervisor
+dies (PR_SET_PDEATHSIG), so even a kill -9 leaves no orphans.
 """
 
 from __future__ import annotations
@@ -36,9 +36,19 @@ _PR_SET_PDEATHSIG = 1
 PYTHON = [sys.executable, "-P"]
 
 
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+def _die_with(parent: int) -> Callable[[], None]:
+    """A preexec_fn: the child is killed when ``parent`` dies. SIGKILL, not SIGTERM: with
+    no supervisor left to wait out a grace period, a polite signal that a child handles
+    slowly or never (SecantusDB was once seen serving on after one) would leave an orphan holding
+    its port; every part is crash-safe (tests/test_crashes.py)."""
+
+    def preexec() -> None:
+        if sys.platform.startswith("linux"):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the supervisor died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 class LaunchError(RuntimeError):
@@ -179,7 +189,7 @@ class Supervisor:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with(os.getpid()),
             )
         self.children.append(child)
         deadline = time.monotonic() + timeout
