@@ -202,6 +202,8 @@ def test_an_out_of_stock_checkout_says_which_item_and_offers_a_fix(app_stack, br
     orders.post("/cart/add", json={"product_id": product["id"], "quantity": 3}, headers=customer.headers)
     screen = Screen(browser, app_stack.url, DESKTOP).open("/login")
     sign_in(screen, customer.email, customer.password)
+    # Signed in, the app draws the catalog; a tab clicked before it is drawn may be lost.
+    screen.wait_for_text("All products")
     screen.page.get_by_role("tab", name=re.compile("Cart$")).click()
     screen.click("Checkout · ₹205")
     fill_address(screen, "Asha", "9876543210", "1 Lake View", "Pune", "411001")
