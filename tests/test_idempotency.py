@@ -33,6 +33,21 @@ def test_a_retried_cart_add_adds_once(orders, catalog, stack, staff):
     assert orders.get("/cart", headers=shopper.headers).json()["items"][0]["quantity"] == 6
 
 
+def test_a_retry_sent_the_moment_the_answer_arrives_is_a_replay(orders, catalog, stack, staff):
+    """The outcome is recorded before the answer leaves: a client retrying at once never
+    finds its own finished request "still running"."""
+    shopper = stack.customer()
+    product = new_product(catalog, staff, stock=100)
+    body = {"product_id": product["id"]}
+    for _ in range(15):  # a cart line holds up to 20
+        headers = keyed(shopper.headers)
+        first = orders.post("/cart/add", json=body, headers=headers)
+        assert first.status_code == 200, first.text
+        again = orders.post("/cart/add", json=body, headers=headers)
+        assert again.status_code == 200 and again.headers.get("idempotent-replayed") == "true", again.text
+    assert orders.get("/cart", headers=shopper.headers).json()["items"][0]["quantity"] == 15
+
+
 def test_a_retried_one_step_status_update_moves_once(orders, catalog, delivery, stack, staff):
     shopper = stack.customer()
     product = new_product(catalog, staff, stock=5)

@@ -76,23 +76,38 @@ class IdempotencyMiddleware:
             return
 
         captured: dict[str, Any] = {"body": b""}
+        held: list[Message] = []
 
-        async def capture(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                captured["headers"] = list(message.get("headers", []))
-            elif message["type"] == "http.response.body":
-                captured["body"] += message.get("body", b"")
-            await send(message)
-
-        try:
-            await self.app(scope, replay_body(body, receive), capture)
-        finally:
+        async def settle() -> None:
+            """Record the outcome: a success is kept for replays; anything else is
+            forgotten, so a retry runs it again, for real."""
             if 200 <= captured.get("status", 500) < 300:
                 done = {"status": captured["status"], "headers": captured["headers"], "body": captured["body"]}
                 await records.update_one({"_id": record_id}, {"$set": done})
             else:
-                await records.delete_one({"_id": record_id})  # a retry runs it again, for real
+                await records.delete_one({"_id": record_id})
+
+        async def capture(message: Message) -> None:
+            # The answer is held back until its outcome is recorded: a client that retries
+            # the moment it has the answer must find it, not a request "still running".
+            held.append(message)
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["headers"] = list(message.get("headers", []))
+                return
+            captured["body"] += message.get("body", b"")
+            if message.get("more_body", False):
+                return
+            await settle()
+            captured["settled"] = True
+            for part in held:
+                await send(part)
+
+        try:
+            await self.app(scope, replay_body(body, receive), capture)
+        finally:
+            if not captured.get("settled"):  # no whole answer: nothing to replay
+                await records.delete_one({"_id": record_id})
 
     async def _caller(self, scope: Scope, authorization: bytes | None) -> str | None:
         scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
