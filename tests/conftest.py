@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from harness import Customer, LiveServer, bound_socket, free_port, login, register
+from harness import Customer, Gateway, LiveServer, bound_socket, free_port, listen_port, login, register
 
 from winkit.launcher import Child, Supervisor, mongodb_child, nats_child
 from winkit.platform.settings import Settings
@@ -62,9 +61,9 @@ def nats_server(workdir: Path) -> Iterator[Nats]:
 @dataclass
 class Stack:
     settings: Settings
-    # Where the stack's public gateway will listen (AppStack starts it): image links point here.
-    gateway_socket: socket.socket
+    workdir: Path
     servers: dict[str, LiveServer] = field(default_factory=dict)
+    staff_token: str | None = None
 
     def client(self, service: str) -> httpx.Client:
         return httpx.Client(base_url=self.servers[service].url, timeout=30)
@@ -74,8 +73,12 @@ class Stack:
             return register(users)
 
     def staff_headers(self) -> dict[str, str]:
-        with self.client("users") as users:
-            return {"Authorization": f"Bearer {login(users, DEV_STAFF_EMAIL, DEV_STAFF_PASSWORD)}"}
+        # One sign-in for the session (a token lasts an hour): signing in for every test
+        # would run into the per-email sign-in limit.
+        if self.staff_token is None:
+            with self.client("users") as users:
+                self.staff_token = login(users, DEV_STAFF_EMAIL, DEV_STAFF_PASSWORD)
+        return {"Authorization": f"Bearer {self.staff_token}"}
 
 
 def stack_settings(workdir: Path, mongodb_uri: str, urls: dict[str, str], **overrides: object) -> Settings:
@@ -99,10 +102,13 @@ def stack(workdir: Path, mongodb_uri: str, nats_server: Nats) -> Iterator[Stack]
     factories = {"users": users_app, "catalog": catalog_app, "orders": orders_app, "delivery": delivery_app}
     sockets = {name: bound_socket() for name in SERVICE_NAMES}
     urls = {name: f"http://127.0.0.1:{s.getsockname()[1]}" for name, s in sockets.items()}
-    gateway_socket = bound_socket()
-    public_api_url = f"http://127.0.0.1:{gateway_socket.getsockname()[1]}/api"
-    settings = stack_settings(workdir, mongodb_uri, urls, nats_url=nats_server.url, public_api_url=public_api_url)
-    result = Stack(settings, gateway_socket)
+    # Where the stack's public gateway will listen (AppStack starts it): image links point here.
+    gateway_port = listen_port()
+    public_api_url = f"http://127.0.0.1:{gateway_port}/api"
+    settings = stack_settings(
+        workdir, mongodb_uri, urls, nats_url=nats_server.url, gateway_port=gateway_port, public_api_url=public_api_url
+    )
+    result = Stack(settings, workdir)
     for name in SERVICE_NAMES:
         server = LiveServer(factories[name](settings), sockets[name])
         server.start()
@@ -117,15 +123,14 @@ class AppStack:
 
     def __init__(self, stack: Stack) -> None:
         from winkit.app.app import create_app as app_server
-        from winkit.gateway.app import create_app as gateway_app
 
-        app_socket, gateway_socket = bound_socket(), stack.gateway_socket
+        app_socket = bound_socket()
         self.url = f"http://127.0.0.1:{app_socket.getsockname()[1]}"
         self.api_url = stack.settings.effective_public_api_url
         # Every test signs in from 127.0.0.1: the sign-in limit is tested elsewhere, not here.
         overrides = {"cors_origins": [self.url], "app_api_url": self.api_url, "gateway_auth_rate_limit": "1000/minute"}
         self.settings = stack.settings.model_copy(update=overrides)
-        self.gateway = LiveServer(gateway_app(self.settings), gateway_socket)
+        self.gateway = Gateway(self.settings, stack.workdir)
         # Flet's sessions speak sans-io websockets, as `winkit run` starts the app.
         self.app = LiveServer(app_server(self.settings), app_socket, ws="websockets-sansio")
         self.gateway.start()

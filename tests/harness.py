@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import os
+import queue
+import random
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
 
 from winkit.app.client import EventStreamParser
+from winkit.launcher import Supervisor, envoy_child
+from winkit.platform.settings import Settings
 
 
 def bound_socket() -> socket.socket:
@@ -27,6 +36,24 @@ def bound_socket() -> socket.socket:
 def free_port() -> int:
     with bound_socket() as sock:
         return sock.getsockname()[1]
+
+
+# For processes that bind a port by number some time after it is picked (Envoy, the
+# gateway of a stack): below the kernel's ephemeral range, so no outgoing connection of
+# the suite can be holding it by then.
+_FIXED_PORTS = range(20_000, 32_000)
+
+
+def listen_port() -> int:
+    for _ in range(100):
+        port = random.choice(_FIXED_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class LiveServer:
@@ -52,6 +79,91 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+
+
+class Gateway:
+    """The public gateway as `winkit run` starts it: Envoy, with the gateway's pages (an
+    in-process server) behind it, on ports of its own."""
+
+    def __init__(self, settings: Settings, workdir: Path, services: Iterable[str] | None = None) -> None:
+        from winkit.gateway.app import create_app
+
+        ports = {"gateway_admin_port": listen_port(), "gateway_metrics_port": listen_port()}
+        self.settings = settings.model_copy(update=ports)
+        self.url = f"http://127.0.0.1:{self.settings.gateway_port}"
+        self.metrics_url = f"http://127.0.0.1:{self.settings.gateway_metrics_port}/metrics"
+        pages = create_app(self.settings) if services is None else create_app(self.settings, services=services)
+        self.pages = LiveServer(pages, bound_socket())
+        self._config_dir = workdir / f"envoy-{uuid.uuid4().hex[:8]}"
+        self._supervisor = Supervisor(workdir / "logs")
+
+    def start(self) -> None:
+        self.pages.start()
+        self._supervisor.start(envoy_child(self.settings, self._config_dir, self.pages.url), timeout=60)
+
+    def stop(self) -> None:
+        self._supervisor.stop_all()
+        self.pages.stop()
+
+
+WINKIT = Path(sys.executable).parent / "winkit"
+RUN_SERVICES = ("users", "catalog", "orders", "delivery")
+RUN_PORTS = (
+    *RUN_SERVICES,
+    "gateway",
+    "gateway_app",
+    "gateway_admin",
+    "gateway_metrics",
+    "app",
+    "mongodb",
+    "nats",
+    "nats_monitor",
+)
+
+
+def isolated_run(data_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
+    """Ports and an environment for a `winkit run` of its own: its data dir, every port
+    free, nothing from the caller's WINKIT_* settings."""
+    ports = {name: free_port() for name in RUN_PORTS}
+    variables = {
+        "WINKIT_DATA_DIR": str(data_dir),
+        "WINKIT_EMBEDDED_MONGODB_PORT": str(ports["mongodb"]),
+        "WINKIT_EMBEDDED_NATS_PORT": str(ports["nats"]),
+        "WINKIT_EMBEDDED_NATS_MONITOR_PORT": str(ports["nats_monitor"]),
+        **{
+            f"WINKIT_{name.upper()}_PORT": str(ports[name]) for name in RUN_PORTS if name.startswith(("gateway", "app"))
+        },
+        **{f"WINKIT_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in RUN_SERVICES},
+    }
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WINKIT_")}
+    return ports, {**clean, **variables}
+
+
+def start_winkit_run(env: dict[str, str], timeout: float = 120) -> subprocess.Popen[str]:
+    """`winkit run`, once it says it is up; its output is read in a thread, so the time
+    limit holds even while it prints nothing."""
+    process = subprocess.Popen(
+        [str(WINKIT), "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    try:
+        while (line := lines.get(timeout=max(deadline - time.monotonic(), 0.01))) is not None:
+            if "is up" in line:
+                return process
+    except queue.Empty:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        raise AssertionError(f"winkit run was not up within {timeout:.0f} s") from None
+    raise AssertionError(f"winkit run ended early with {process.wait()}")
 
 
 @dataclass

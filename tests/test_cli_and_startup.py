@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,3 +48,30 @@ def test_a_service_starts_and_serves_while_nats_is_unreachable(stack):
             assert orders.get("/cart", headers=shopper.headers).json()["items"] == []
     finally:
         server.stop()
+
+
+def test_a_bad_setting_is_one_line_naming_it_not_a_traceback():
+    env = {**os.environ, "WINKIT_GATEWAY_AUTH_RATE_LIMIT": "3 per hour"}
+    result = subprocess.run([str(WINKIT), "run"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.startswith("winkit: WINKIT_GATEWAY_AUTH_RATE_LIMIT:")
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_envoy_config_is_written_for_the_settings_and_valid(tmp_path):
+    output = tmp_path / "envoy.json"
+    env = {**os.environ, "WINKIT_CATALOG_URL": "http://catalog:8002", "WINKIT_GATEWAY_PORT": "8080"}
+    result = subprocess.run(
+        [str(WINKIT), "gateway", "envoy-config", "--output", str(output), "--validate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    config = json.loads(output.read_text())
+    [edge] = [listener for listener in config["static_resources"]["listeners"] if listener["name"] == "edge"]
+    assert edge["address"]["socket_address"]["port_value"] == 8080
+    [catalog] = [cluster for cluster in config["static_resources"]["clusters"] if cluster["name"] == "catalog"]
+    endpoint = catalog["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]
+    assert endpoint == {"address": "catalog", "port_value": 8002}

@@ -1,71 +1,70 @@
-"""The API gateway on a real socket, in front of the real services of the test stack."""
+"""The API gateway — Envoy, with its pages behind it — on real sockets, in front of the
+real services of the test stack."""
 
 from __future__ import annotations
 
 import gzip
 import json
 import re
-import shutil
 import socket
 import threading
 import time
-import unicodedata
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from ipaddress import ip_network
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-import redis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from harness import (
     CHECKOUT,
+    Gateway,
     LiveServer,
     bound_socket,
     eventually,
-    free_port,
+    listen_port,
     new_product,
     next_event,
     register,
     server_sent_events,
     unique_email,
 )
-from limits.aio.storage import MemoryStorage, RedisStorage
 from test_users_api import assert_problem
 
-from winkit.gateway.app import create_app
-from winkit.gateway.policy import SERVICE_NAMES
-from winkit.gateway.ratelimit import rate_limit_storage
-from winkit.launcher import Child, Supervisor
+from winkit.gateway.openapi import SERVICE_NAMES
 
 ALLOWED_ORIGIN = "http://localhost:8080"
 
 
 class Gateways:
-    """Gateway instances in front of the stack, all stopped when the module ends."""
+    """Gateways in front of the stack, each with settings of its own, all stopped when the
+    module ends."""
 
     def __init__(self, stack: Any) -> None:
         self.stack = stack
         self.services = [name for name in SERVICE_NAMES if name in stack.servers]
-        self._servers: list[LiveServer] = []
+        self._started: list[Gateway] = []
         self._clients: list[httpx.Client] = []
 
     def start(self, **overrides: Any) -> httpx.Client:
-        settings = self.stack.settings.model_copy(update=overrides)
-        server = LiveServer(create_app(settings, services=self.services), bound_socket())
-        server.start()
-        self._servers.append(server)
-        client = httpx.Client(base_url=server.url, timeout=30)
+        settings = self.stack.settings.model_copy(update={"gateway_port": listen_port(), **overrides})
+        gateway = Gateway(settings, self.stack.workdir, self.services)
+        self._started.append(gateway)
+        gateway.start()
+        client = httpx.Client(base_url=gateway.url, timeout=30)
         self._clients.append(client)
         return client
+
+    def metrics_url(self, client: httpx.Client) -> str:
+        return next(g.metrics_url for g in self._started if g.url == root(client))
 
     def stop_all(self) -> None:
         for client in self._clients:
             client.close()
-        for server in self._servers:
-            server.stop()
+        for gateway in self._started:
+            gateway.stop()
 
 
 @pytest.fixture(scope="module")
@@ -84,9 +83,8 @@ def gateway(gateways: Gateways) -> httpx.Client:
 @pytest.fixture(scope="module")
 def strict(gateways: Gateways) -> httpx.Client:
     """Tiny limits and body cap. Its tests each come from their own client IPs (X-Forwarded-For
-    is trusted from loopback, as uvicorn does by default), so they do not share counters.
-    Hourly windows: a window edge passing mid-test (which lets a sliding window count one hit
-    less) is then all but impossible."""
+    is believed from loopback, a trusted proxy by default), so they do not share counters.
+    Hourly buckets: none refills during a test."""
     return gateways.start(
         gateway_auth_rate_limit="3/hour",
         gateway_default_rate_limit="5/hour",
@@ -253,7 +251,14 @@ def test_internal_routes_are_not_exposed(gateway):
 def test_service_metrics_stay_inside(gateway):
     for service in ("users", "catalog", "orders", "delivery"):
         assert_edge_problem(gateway.get(f"/api/{service}/metrics"), 404)
-    assert "http_requests_total" in gateway.get("/metrics").text  # the gateway's own
+    assert_problem(gateway.get("/metrics"), 404)  # Envoy's own are on the metrics port only
+
+
+def test_an_escaped_slash_is_refused_not_an_error(gateway):
+    for path in ("/api/catalog%2fproducts", "/api/catalog/products%2F1", "/api%2Fcatalog/products"):
+        response = gateway.get(path)
+        assert 400 <= response.status_code < 500, path
+        assert response.headers["content-type"] == "application/problem+json"
 
 
 def test_unknown_prefix_is_a_404_problem(gateway):
@@ -268,7 +273,7 @@ def test_protected_routes_need_a_token_at_the_edge(gateway, stack):
     for method, path in [("GET", "/api/users/profile"), ("POST", "/api/catalog/products")]:
         response = gateway.request(method, path, json={})
         assert_edge_problem(response, 401)
-        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.headers["www-authenticate"].startswith("Bearer")
     for service in ("orders", "delivery"):
         if service in stack.servers:
             assert_edge_problem(gateway.get(f"/api/{service}/orders"), 401)
@@ -318,63 +323,6 @@ def test_sign_in_routes_are_limited_per_ip(strict):
     assert strict.get("/api/catalog/products", params={"limit": 1}, headers=headers).status_code == 200
 
 
-def test_login_is_limited_per_email_across_ips(strict, stack):
-    shopper = stack.customer()
-    form = {"username": shopper.email, "password": shopper.password}
-    # The OAuth2 form counts like JSON, and the body read at the edge still reaches the service.
-    assert strict.post("/api/users/login", data=form, headers=from_ip("10.0.2.1")).status_code == 200
-    for ip in ("10.0.2.2", "10.0.2.3"):
-        wrong = {"email": shopper.email.upper(), "password": "wrong password"}
-        assert strict.post("/api/users/login", json=wrong, headers=from_ip(ip)).status_code == 401
-    assert_rate_limited(strict.post("/api/users/login", data=form, headers=from_ip("10.0.2.4")))
-
-
-def test_every_spelling_of_an_address_counts_against_its_one_limit(strict, stack):
-    """The gateway keys its per-email limit exactly as the user service keys accounts."""
-    t = uuid.uuid4().hex[:10]
-    email = f"ren\u00e9-{t}@bücher.de"
-    with stack.client("users") as users:
-        shopper = register(users, email)
-    spellings = (unicodedata.normalize("NFD", email), f"REN\u00e9-{t}@XN--BCHER-KVA.DE", f" Ren\u00e9-{t}@Bücher.De")
-    for n, spelling in enumerate(spellings):
-        wrong = {"email": spelling, "password": "wrong password"}
-        assert strict.post("/api/users/login", json=wrong, headers=from_ip(f"10.0.8.{n}")).status_code == 401
-    form = {"username": email, "password": shopper.password}
-    assert_rate_limited(strict.post("/api/users/login", data=form, headers=from_ip("10.0.8.9")))
-
-
-def test_a_lookalike_address_is_no_way_around_the_limit(strict, stack):
-    shopper = stack.customer()  # shopper-...@example.com
-    for ip in ("10.0.9.1", "10.0.9.2", "10.0.9.3"):
-        wrong = {"email": shopper.email, "password": "wrong password"}
-        assert strict.post("/api/users/login", json=wrong, headers=from_ip(ip)).status_code == 401
-    right = {"email": shopper.email, "password": shopper.password}
-    assert_rate_limited(strict.post("/api/users/login", json=right, headers=from_ip("10.0.9.4")))
-    # A long s is not an s: the lookalike has a limit of its own, but no account behind it.
-    lookalike = {"email": shopper.email.replace("s", "\u017f", 1), "password": shopper.password}
-    assert_problem(strict.post("/api/users/login", json=lookalike, headers=from_ip("10.0.9.5")), 401)
-
-
-@pytest.mark.parametrize(
-    ("ip", "email"),
-    [("10.0.10.1", "a..b@example.com"), ("10.0.10.2", "asha@exa_mple.com"), ("10.0.10.3", "ß@ß")],
-)
-def test_an_invalid_address_at_sign_in_is_the_services_answer(strict, ip, email):
-    """No per-email count for an address that cannot be anyone's (the per-IP one still counts)."""
-    headers = from_ip(ip)
-    response = strict.post("/api/users/login", data={"username": email, "password": "nope-nope"}, headers=headers)
-    assert assert_problem(response, 401)["instance"] == "/login"  # the user service's answer
-
-
-def test_one_time_codes_are_limited_per_email_across_ips(strict):
-    email = unique_email()
-    assert strict.post("/api/users/otp/send", json={"email": email}, headers=from_ip("10.0.6.1")).status_code == 202
-    for ip in ("10.0.6.2", "10.0.6.3"):  # the user service's own resend cooldown answers these
-        cooldown = strict.post("/api/users/otp/send", json={"email": email}, headers=from_ip(ip))
-        assert assert_problem(cooldown, 429)["instance"] == "/otp/send"
-    assert_rate_limited(strict.post("/api/users/otp/send", json={"email": email}, headers=from_ip("10.0.6.4")))
-
-
 def test_other_routes_are_limited_per_ip(strict):
     headers = from_ip("10.0.3.1")
     for _ in range(5):
@@ -391,52 +339,13 @@ def test_other_routes_are_limited_per_user_across_ips(strict, stack):
     assert_rate_limited(strict.get("/api/users/profile", headers=from_ip("10.0.4.9", **shopper.headers)))
 
 
-def test_rate_limit_storage_comes_from_the_settings_uri():
-    assert isinstance(rate_limit_storage("memory://"), MemoryStorage)
-    assert isinstance(rate_limit_storage("redis://cache:6379/0"), RedisStorage)
-
-
-@pytest.fixture(scope="module")
-def redis_url(workdir: Path) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-
-    def answers() -> bool:
-        try:
-            with redis.Redis.from_url(url, socket_timeout=0.5) as client:
-                return bool(client.ping())
-        except redis.RedisError:
-            return False
-
-    argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
-    supervisor = Supervisor(workdir / "logs")
-    supervisor.start(Child(name="redis", argv=argv, port=port, is_ready=answers), timeout=30)
-    yield url
-    supervisor.stop_all()
-
-
-def test_gateway_replicas_share_limits_through_redis(gateways, redis_url):
-    one, two = (
-        gateways.start(gateway_rate_limit_storage=redis_url, gateway_default_rate_limit="3/hour") for _ in range(2)
-    )
-    headers = from_ip("10.0.7.1")
-    for gateway in (one, two, one):
-        assert gateway.get("/api/catalog/categories", headers=headers).status_code == 200
-    assert_rate_limited(two.get("/api/catalog/categories", headers=headers))
-
-
-def test_limits_fail_open_while_redis_is_away(gateways):
-    refusing = bound_socket()
-    try:
-        storage = f"redis://127.0.0.1:{refusing.getsockname()[1]}/0"
-        gateway = gateways.start(gateway_rate_limit_storage=storage, gateway_default_rate_limit="1/hour")
-        for _ in range(3):
-            assert gateway.get("/api/catalog/categories").status_code == 200
-    finally:
-        refusing.close()
+def test_a_forwarded_for_header_from_an_untrusted_peer_is_no_way_around_the_limit(gateways):
+    """Only a trusted proxy may name the client: from anywhere else, X-Forwarded-For is
+    ignored, and rotating it does not reset the per-IP count."""
+    wary = gateways.start(gateway_default_rate_limit="3/hour", gateway_trusted_proxies=[ip_network("10.255.0.0/16")])
+    for n in range(3):
+        assert wary.get("/api/catalog/categories", headers=from_ip(f"10.0.11.{n}")).status_code == 200
+    assert_rate_limited(wary.get("/api/catalog/categories", headers=from_ip("10.0.11.9")))
 
 
 # --- body cap ------------------------------------------------------------------------
@@ -462,9 +371,62 @@ def test_a_chunked_body_is_cut_off_once_over_the_cap(strict):
     assert_edge_problem(response, 413)
 
 
-def test_a_body_under_the_cap_is_streamed_through(strict):
+def test_a_body_under_the_cap_is_passed_on(strict):
     response = strict.post("/api/users/register", content=iter([b"{", b"}"]), headers=from_ip("10.0.5.3"))
     assert assert_problem(response, 422)["type"].endswith("/validation")  # the service read it
+
+
+# --- slow clients --------------------------------------------------------------------
+
+SLOW_CLIENTS = 520
+
+
+def test_slow_clients_cannot_starve_others(gateways):
+    """Hundreds of connections from one IP send their headers, then trickle a body that
+    never ends. Envoy reads bodies whole at the edge before a service sees them, so the
+    trickles hold Envoy's cheap connections, not the services' workers: everyone else is
+    still answered, and each trickle is cut off with a 408 once its time is up."""
+    # Generous request limits: this is about slow bodies, not many requests.
+    edge = gateways.start(
+        gateway_request_timeout=4, gateway_auth_rate_limit="10000/minute", gateway_default_rate_limit="10000/minute"
+    )
+    url = httpx.URL(root(edge))
+    head = (
+        b"POST /api/users/register HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 100000\r\n\r\n{"
+    )
+
+    def others_answered() -> float:
+        """Median seconds for a catalog read and a sign-in attempt, each answered by its service."""
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            assert edge.get("/api/catalog/products", params={"limit": 1}).status_code == 200
+            assert edge.post("/api/users/login", json={"email": unique_email(), "password": "wrong"}).status_code == 401
+            timings.append(time.perf_counter() - started)
+        return sorted(timings)[len(timings) // 2]
+
+    unloaded = others_answered()
+    trickles = []
+    try:
+        for _ in range(SLOW_CLIENTS):
+            conn = socket.create_connection((url.host, url.port), timeout=30)
+            conn.sendall(head)
+            trickles.append(conn)
+        for conn in trickles[::10]:
+            conn.sendall(b" ")  # still trickling
+        loaded = others_answered()
+        print(f"others answered in {unloaded * 1000:.0f} ms, {loaded * 1000:.0f} ms with {SLOW_CLIENTS} trickles held")
+        # Time is up for the trickles: each gets a 408 problem, then its connection closes.
+        for conn in trickles:
+            reply = b""
+            while chunk := conn.recv(65536):
+                reply += chunk
+            assert reply.startswith(b"HTTP/1.1 408"), reply[:100]
+            assert b"application/problem+json" in reply
+    finally:
+        for conn in trickles:
+            conn.close()
 
 
 # --- CORS ----------------------------------------------------------------------------
@@ -524,9 +486,11 @@ def test_request_id_is_kept_or_issued_and_returned_once(gateway):
     assert kept.headers.get_list("x-request-id") == ["gateway-test-42"]
     issued = gateway.get("/api/catalog/categories")
     [request_id] = issued.headers.get_list("x-request-id")
-    assert re.fullmatch(r"[0-9a-f]{32}", request_id)
-    unsafe = gateway.get("/api/catalog/categories", headers={"X-Request-ID": "no spaces allowed"})
-    assert re.fullmatch(r"[0-9a-f]{32}", unsafe.headers["x-request-id"])
+    assert uuid.UUID(request_id).version == 4
+    # The edge's own answers carry it too, in the header and the problem.
+    refused = gateway.get("/api/users/profile", headers={"X-Request-ID": "gateway-test-43"})
+    assert refused.headers.get_list("x-request-id") == ["gateway-test-43"]
+    assert refused.json()["request_id"] == "gateway-test-43"
 
 
 def test_what_the_gateway_sends_upstream_and_returns(gateways):
@@ -536,9 +500,8 @@ def test_what_the_gateway_sends_upstream_and_returns(gateways):
         b"Content-Type: application/json\r\n"
         b"Content-Encoding: gzip\r\n"
         b"Content-Length: " + str(len(body)).encode() + b"\r\n"
-        b"Connection: keep-alive, X-Upstream-Hop\r\n"
+        b"Connection: keep-alive\r\n"
         b"Keep-Alive: timeout=5\r\n"
-        b"X-Upstream-Hop: 1\r\n"
         b"X-Request-ID: chosen-by-upstream\r\n"
         b"Access-Control-Allow-Origin: *\r\n"
         b"Set-Cookie: upstream-session=1; Path=/\r\n"
@@ -547,12 +510,11 @@ def test_what_the_gateway_sends_upstream_and_returns(gateways):
     try:
         probe = gateways.start(catalog_url=upstream.url)
         response = probe.get(
-            "/api/catalog/products/a%2Fb",
+            "/api/catalog/products/a%20b",
             params={"q": "two words"},
             headers={
                 "X-Request-ID": "probe-1",
-                "Connection": "keep-alive, X-Client-Hop",
-                "X-Client-Hop": "1",
+                "Connection": "keep-alive",
                 "TE": "trailers",
                 "Proxy-Authorization": "Basic c2VjcmV0",
                 "X-Forwarded-Prefix": "/elsewhere",
@@ -561,16 +523,18 @@ def test_what_the_gateway_sends_upstream_and_returns(gateways):
         )
         request_line, sent = upstream.last_request()
         # Path escaping and query string as the client wrote them.
-        assert request_line == "GET /products/a%2Fb?q=two+words HTTP/1.1"
+        assert request_line == "GET /products/a%20b?q=two+words HTTP/1.1"
         assert sent["host"] == [probe.base_url.netloc.decode()]
         assert sent["x-forwarded-prefix"] == ["/api/catalog"]
         assert sent["x-forwarded-proto"] == ["http"] and sent["x-forwarded-for"] == ["127.0.0.1"]
         assert sent["x-request-id"] == ["probe-1"]  # the same id the client sees
-        assert not {"x-client-hop", "te", "proxy-authorization", "keep-alive"} & set(sent)
+        assert not {"proxy-authorization", "keep-alive"} & set(sent)
+        assert not [name for name in sent if name.startswith("x-envoy-")]
 
         assert response.status_code == 200 and response.headers["x-end-to-end"] == "kept"
         assert response.headers.get_list("x-request-id") == ["probe-1"]
-        assert not {"x-upstream-hop", "keep-alive", "access-control-allow-origin"} & set(response.headers)
+        assert not {"keep-alive", "access-control-allow-origin"} & set(response.headers)
+        assert not [name for name in response.headers if name.startswith("x-envoy-")]
         # Already compressed upstream: passed through as is, not compressed twice.
         assert response.headers.get_list("content-encoding") == ["gzip"]
         assert response.json() == {"numbers": list(range(300))}
@@ -602,9 +566,15 @@ def test_root_health_and_metrics(gateway, gateways):
     health = gateway.get("/health")
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "services": dict.fromkeys(gateways.services, "ok")}
+
+    def catalog_requests() -> float:
+        metrics = httpx.get(gateways.metrics_url(gateway), timeout=10).text
+        line = re.search(r'^envoy_cluster_upstream_rq_total\{envoy_cluster_name="catalog"\} (\d+)', metrics, re.M)
+        return float(line.group(1)) if line else 0.0
+
+    before = catalog_requests()
     gateway.get("/api/catalog/categories")
-    metrics = gateway.get("/metrics").text
-    assert 'service="gateway"' in metrics and 'route="/api/catalog"' in metrics
+    eventually(lambda: catalog_requests() > before)  # Envoy flushes its counters every few seconds
 
 
 def test_combined_openapi_covers_every_service(gateway, stack):
@@ -623,8 +593,14 @@ def test_combined_openapi_covers_every_service(gateway, stack):
     assert len(operation_ids) == len(set(operation_ids))
     [scheme] = document["components"]["securitySchemes"].values()
     assert scheme["flows"]["password"]["tokenUrl"] == "/api/users/login"
+    # Swagger UI from the gateway itself, not a CDN: it works offline.
     swagger = gateway.get("/docs")
-    assert swagger.status_code == 200 and "/openapi.json" in swagger.text
+    assert swagger.status_code == 200 and "'openapi.json'" in swagger.text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', swagger.text)
+    assert assets and not [url for url in assets if url.startswith(("http:", "https:", "//"))]
+    for asset in assets:
+        assert gateway.get(f"/{asset}").status_code == 200, asset
+    assert gateway.get("/api/catalog/docs").status_code == 200  # each service's own, too
 
 
 def test_openapi_is_fetched_again_once_a_missing_service_is_back(gateways, stack):

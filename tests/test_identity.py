@@ -1,7 +1,7 @@
 """An email address's identity (winkit.platform.email), without servers.
 
-Over HTTP: the user service's identity tests are in test_users_api.py, the gateway's
-per-email limits in test_gateway.py.
+Over HTTP: the user service's identity tests are in test_users_api.py, its
+per-email sign-in limits in test_sign_in_limits.py.
 """
 
 from __future__ import annotations

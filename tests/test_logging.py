@@ -4,72 +4,31 @@ never hold an email address, a one-time code, a password or a token."""
 from __future__ import annotations
 
 import json
-import os
-import queue
 import re
 import signal
-import subprocess
 import sys
-import threading
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
-from harness import free_port, latest_code, unique_email
+from harness import RUN_SERVICES as SERVICES
+from harness import isolated_run, latest_code, start_winkit_run, unique_email
 
 WINKIT = Path(sys.executable).parent / "winkit"
-SERVICES = ("users", "catalog", "orders", "delivery")
 # The embedded nats-server and SecantusDB are third-party processes with their own formats.
 THIRD_PARTY_LOGS = {"nats.log", "mongodb.log"}
 # Paths of the requests below: a line that names one was written while handling it.
 REQUEST_PATHS = ("/otp/send", "/register", "/login", "/profile", "/products")
 
 
-def winkit_run(env: dict[str, str], timeout: float = 120) -> subprocess.Popen[str]:
-    """`winkit run`, once it says it is up (its output read in a thread, so the limit holds)."""
-    process = subprocess.Popen(
-        [str(WINKIT), "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    try:
-        while (line := lines.get(timeout=max(deadline - time.monotonic(), 0.01))) is not None:
-            if "is up" in line:
-                return process
-    except queue.Empty:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
-        raise AssertionError(f"winkit run was not up within {timeout:.0f} s") from None
-    raise AssertionError(f"winkit run ended early with {process.wait()}")
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> dict:
     """One `winkit run` driven through a sign-up, a wrong password and a bad token, then
     stopped with Ctrl-C; what was sent (the secrets) and where its logs are."""
-    ports = {name: free_port() for name in (*SERVICES, "gateway", "app", "mongodb", "nats", "nats_monitor")}
     data_dir = tmp_path_factory.mktemp("logging") / "var"
-    variables = {
-        "WINKIT_DATA_DIR": str(data_dir),
-        "WINKIT_EMBEDDED_MONGODB_PORT": str(ports["mongodb"]),
-        "WINKIT_EMBEDDED_NATS_PORT": str(ports["nats"]),
-        "WINKIT_EMBEDDED_NATS_MONITOR_PORT": str(ports["nats_monitor"]),
-        "WINKIT_GATEWAY_PORT": str(ports["gateway"]),
-        "WINKIT_APP_PORT": str(ports["app"]),
-        **{f"WINKIT_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in SERVICES},
-    }
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WINKIT_")}, **variables}
+    ports, env = isolated_run(data_dir)
     tag = uuid.uuid4().hex[:8]
     email = unique_email("logged")
     password = f"pw-{tag}-correct"
@@ -83,7 +42,7 @@ def run(tmp_path_factory) -> dict:
         auth = {"Authorization": f"Bearer {token}"} if token else {}
         return {"X-Request-ID": request_ids[step], **auth}
 
-    process = winkit_run(env)
+    process = start_winkit_run(env)
     try:
         gateway = httpx.Client(base_url=f"http://127.0.0.1:{ports['gateway']}/api", timeout=10)
         users = httpx.Client(base_url=f"http://127.0.0.1:{ports['users']}", timeout=10)
@@ -128,7 +87,7 @@ def parsed(run: dict) -> dict[str, list[dict]]:
 
 
 def test_every_process_logged_to_its_own_file(run):
-    assert set(run["logs"]) >= {f"{name}.log" for name in (*SERVICES, "gateway", "app")}
+    assert set(run["logs"]) >= {f"{name}.log" for name in (*SERVICES, "envoy", "gateway", "app")}
 
 
 def test_every_line_is_one_json_object(run):
@@ -151,13 +110,16 @@ def test_lines_written_while_handling_a_request_carry_its_id(run):
             text = " ".join(str(value) for value in record.values())
             if any(path in text for path in REQUEST_PATHS):
                 assert record.get("request_id"), f"{name}: a line about a request without its id: {record}"
-    # The caller's id is kept at the gateway and travels on to the service (a bad token
-    # is turned away at the gateway).
+    # The caller's id is kept at the edge (Envoy's access log) and travels on to the
+    # service (a bad token is turned away at the edge).
     for step, request_id in run["request_ids"].items():
-        service = {"search": "catalog", "bad-token": "gateway"}.get(step, "users")
-        for name in {"gateway.log", f"{service}.log"}:
+        service = {"search": "catalog", "bad-token": "envoy"}.get(step, "users")
+        for name in {"envoy.log", f"{service}.log"}:
             ids = {record.get("request_id") for record in records[name]}
             assert request_id in ids, f"{step}: no line in {name} carries {request_id}"
+    # The edge logs the path the client asked for, not the one it passed on.
+    search = next(r for r in records["envoy.log"] if r.get("request_id") == run["request_ids"]["search"])
+    assert search["path"] == "/api/catalog/products", search
 
 
 def test_no_personal_data_or_secret_is_logged(run):

@@ -2,65 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import queue
 import signal
 import socket
 import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from harness import eventually, free_port, latest_code, unique_email
-
-WINKIT = Path(sys.executable).parent / "winkit"
-SERVICES = ("users", "catalog", "orders", "delivery")
+from harness import RUN_SERVICES as SERVICES
+from harness import WINKIT, eventually, isolated_run, latest_code, start_winkit_run, unique_email
 
 
 @pytest.fixture(scope="module")
-def ports() -> dict[str, int]:
-    names = (*SERVICES, "gateway", "app", "mongodb", "nats", "nats_monitor")
-    return {name: free_port() for name in names}
+def run_setup(tmp_path_factory) -> tuple[dict[str, int], dict[str, str]]:
+    return isolated_run(tmp_path_factory.mktemp("run") / "var")
 
 
 @pytest.fixture(scope="module")
-def env(ports, tmp_path_factory) -> dict[str, str]:
-    variables = {
-        "WINKIT_DATA_DIR": str(tmp_path_factory.mktemp("run") / "var"),
-        "WINKIT_EMBEDDED_MONGODB_PORT": str(ports["mongodb"]),
-        "WINKIT_EMBEDDED_NATS_PORT": str(ports["nats"]),
-        "WINKIT_EMBEDDED_NATS_MONITOR_PORT": str(ports["nats_monitor"]),
-        "WINKIT_GATEWAY_PORT": str(ports["gateway"]),
-        "WINKIT_APP_PORT": str(ports["app"]),
-        **{f"WINKIT_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in SERVICES},
-    }
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("WINKIT_")}
-    return {**clean, **variables}
+def ports(run_setup) -> dict[str, int]:
+    return run_setup[0]
 
 
-def start(env: dict[str, str], timeout: float = 120) -> subprocess.Popen[str]:
-    """`winkit run`, once it says it is up; its output is read in a thread, so the time limit
-    holds even while it prints nothing."""
-    process = subprocess.Popen(
-        [str(WINKIT), "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while (line := lines.get(timeout=max(deadline - time.monotonic(), 0.01))) is not None:
-        if "is up" in line:
-            return process
-    raise AssertionError(f"winkit run ended early with {process.wait()}")
+@pytest.fixture(scope="module")
+def env(run_setup) -> dict[str, str]:
+    return run_setup[1]
 
 
 def listening(ports: dict[str, int]) -> list[int]:
@@ -102,7 +67,7 @@ def leftovers(ports: dict[str, int], data_dir: str) -> dict[str, object]:
 
 
 def test_run_serves_everything_and_ctrl_c_stops_it_all(env, ports):
-    process = start(env)
+    process = start_winkit_run(env)
     try:
         for name in SERVICES:
             health = httpx.get(f"http://127.0.0.1:{ports[name]}/health", timeout=5)
@@ -126,7 +91,7 @@ def test_run_serves_everything_and_ctrl_c_stops_it_all(env, ports):
     eventually(lambda: listening(ports) == [] and processes_using(env["WINKIT_DATA_DIR"]) == [], timeout=30)
 
     # A second start keeps what the first one stored.
-    process = start(env)
+    process = start_winkit_run(env)
     try:
         login = users.post("/login", json={"email": email, "password": "persist-me"})
         assert login.status_code == 200
@@ -150,7 +115,7 @@ def test_a_taken_port_is_one_line_not_a_traceback(env, ports):
 
 
 def test_killing_the_supervisor_leaves_no_orphans(env, ports):
-    process = start(env)
+    process = start_winkit_run(env)
     process.kill()
     process.wait()
     eventually(

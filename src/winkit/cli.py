@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
@@ -19,8 +23,21 @@ from winkit.platform.settings import SERVICE_PORTS, Settings
 app = typer.Typer(help="Winkit: quick-commerce grocery services.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+gateway_app = typer.Typer(help="The gateway (Envoy) configuration.", no_args_is_help=True)
+app.add_typer(gateway_app, name="gateway")
 console = Console()
 errors = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    """The settings from the environment, or one readable line per bad value and exit 2."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "WINKIT_" + "_".join(str(part) for part in error["loc"][:1]).upper()
+            errors.print(f"winkit: {name}: {error['msg']}")
+        raise typer.Exit(2) from None
 
 
 def _print_ready(settings: Settings) -> None:
@@ -47,7 +64,7 @@ def _print_ready(settings: Settings) -> None:
 @app.command()
 def run() -> None:
     """Start the database, the event bus and every service; Ctrl-C stops them all."""
-    settings = Settings()
+    settings = _settings()
     console.print(f"Starting Winkit ({settings.env}), data in {settings.data_dir.resolve()} ...")
     try:
         code = run_forever(settings, on_ready=lambda: _print_ready(settings))
@@ -84,7 +101,7 @@ def create_user(
         errors.print("winkit: the password must have at least 8 characters")
         raise typer.Exit(2)
     try:
-        user_id = asyncio.run(_create_user(Settings(), name, email, password, role))
+        user_id = asyncio.run(_create_user(_settings(), name, email, password, role))
     except Problem as exc:  # taken, or not an email address
         errors.print(f"winkit: {exc.detail}")
         raise typer.Exit(1) from None
@@ -92,3 +109,28 @@ def create_user(
         errors.print(f"winkit: could not create the account: {exc}")
         raise typer.Exit(1) from None
     console.print(f"Created {role.value} {email} with id {user_id}")
+
+
+@gateway_app.command("envoy-config")
+def envoy_config(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File to write (default: standard output)")
+    ] = None,
+    validate: Annotated[bool, typer.Option(help="Check it with `envoy --mode validate` (needs Envoy here)")] = False,
+) -> None:
+    """Envoy's configuration for the current WINKIT_* settings, as JSON (what `winkit run`
+    starts Envoy with; Compose and Kubernetes write it in an init container)."""
+    from winkit.gateway import envoy
+
+    text = json.dumps(envoy.config(_settings()), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text)
+    if validate:
+        try:
+            envoy.validate(output)
+        except (ValueError, FileNotFoundError) as exc:
+            errors.print(f"winkit: {exc}")
+            raise typer.Exit(1) from None
+    console.print(f"Wrote {output}")

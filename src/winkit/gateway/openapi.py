@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any
+from typing import Any, get_args
 
-from winkit.gateway.policy import is_internal
 from winkit.gateway.upstreams import Upstreams
+from winkit.platform.settings import ServiceName
 
 Spec = dict[str, Any]
+
+SERVICE_NAMES: tuple[ServiceName, ...] = get_args(ServiceName)
+# Server-to-server routes and each service's own metrics: Envoy never routes them.
+_PRIVATE_FIRST_SEGMENTS = frozenset({"internal", "metrics"})
 
 _SCHEMA_REF = "#/components/schemas/"
 # Each service's own service pages; the gateway publishes its own / and /health instead.
@@ -49,7 +53,7 @@ def combine(gateway_spec: Spec, specs: dict[str, Spec]) -> Spec:
     for service, spec in specs.items():
         spec = _with_prefixed_refs(spec, service)
         for path, item in spec.get("paths", {}).items():
-            if path in _NOT_PUBLISHED or is_internal(path):
+            if path in _NOT_PUBLISHED or _is_private(path):
                 continue
             for operation in item.values():
                 if isinstance(operation, dict) and "operationId" in operation:
@@ -71,6 +75,11 @@ def combine(gateway_spec: Spec, specs: dict[str, Spec]) -> Spec:
     if tags:
         document["tags"] = list(tags.values())
     return document
+
+
+def _is_private(path: str) -> bool:
+    first_segment = next((segment for segment in path.split("/") if segment), "")
+    return first_segment in _PRIVATE_FIRST_SEGMENTS
 
 
 def _with_prefixed_refs(node: Any, service: str) -> Any:

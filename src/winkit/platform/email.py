@@ -1,7 +1,7 @@
 """An email address's identity: the one key that names a mailbox everywhere.
 
 Accounts (the users collection's unique ``email_key``), one-time codes, the dev outbox and
-every limit counted per email (the gateway's sign-in limits) key an address by
+every limit counted per email (the user service's sign-in limits) key an address by
 :func:`email_key`, so that they all agree on which spellings are one mailbox.
 
 The rule, applied by ``email-validator`` (syntax only, no DNS):
@@ -31,7 +31,7 @@ with pydantic's ``EmailStr`` (every address ``EmailStr`` accepts has a key, and 
 normalised form has the same key).
 
 An invalid address has no key (``None``): nothing is stored under it, so it matches no
-account and no code, and the gateway counts no per-email limit for it.
+account and no code, and no per-email limit counts it.
 
 Keys written before this rule were ``str.casefold()`` of the address. For an address of
 ASCII characters only, that is the same key (uts46 lower-cases an ASCII domain, and

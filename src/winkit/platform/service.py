@@ -15,6 +15,7 @@ from winkit import __version__
 from winkit.platform import idempotency
 from winkit.platform.auth import JwksSource, TokenVerifier
 from winkit.platform.database import close, connect, is_reachable, service_database
+from winkit.platform.docs import install_docs
 from winkit.platform.errors import (
     PROBLEM_TYPE_BASE,
     install_error_handlers,
@@ -115,9 +116,12 @@ def create_service_app(
         # An API answers a path it does not have with a 404 problem, not a redirect that
         # clients (and other services) would have to follow.
         redirect_slashes=False,
+        docs_url=None,  # offline Swagger UI instead, below
+        redoc_url=None,
         responses={"default": {"description": "Problem details (RFC 9457)"}},
     )
     install_error_handlers(app)
+    install_docs(app, title)
     metrics = Metrics(name)
 
     @app.get("/", tags=["service"], summary="Service name and version")

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, computed_field
+from pydantic import Field, IPvAnyNetwork, SecretStr, StringConstraints, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = Literal["users", "catalog", "orders", "delivery"]
+
+# "600/minute": so many requests per second, minute, hour or day.
+RATE_LIMIT_PATTERN = r"^\s*([1-9][0-9]*)\s*/\s*(second|minute|hour|day)\s*$"
+RateLimit = Annotated[str, StringConstraints(pattern=RATE_LIMIT_PATTERN)]
+_RATE_LIMIT_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
+
+
+def parse_rate_limit(text: str) -> tuple[int, int]:
+    """``"600/minute"`` as (600, 60): so many requests per so many seconds."""
+    match = re.fullmatch(RATE_LIMIT_PATTERN, text)
+    if match is None:
+        raise ValueError(f"not a rate like '600/minute': {text!r}")
+    return int(match[1]), _RATE_LIMIT_UNITS[match[2]]
+
 
 SERVICE_PORTS: dict[str, int] = {"users": 8001, "catalog": 8002, "orders": 8003, "delivery": 8004}
 
@@ -45,14 +61,27 @@ class Settings(BaseSettings):
     orders_url: str = "http://127.0.0.1:8003"
     delivery_url: str = "http://127.0.0.1:8004"
 
-    # API gateway: the one public front door.
+    # API gateway: Envoy, the one public front door, and its small Python app behind it
+    # (the aggregated /health and the combined /docs).
     gateway_port: int = 8000
-    gateway_max_body_bytes: int = 1_048_576
-    gateway_upstream_timeout: float = 15.0
-    # "memory://" on one node; "redis://host:6379/0" shares limits across gateway replicas.
-    gateway_rate_limit_storage: str = "memory://"
-    gateway_auth_rate_limit: str = "10/minute"
-    gateway_default_rate_limit: str = "600/minute"
+    gateway_app_port: int = 8005
+    # Envoy's admin interface (loopback only) and its statistics for Prometheus.
+    gateway_admin_port: int = 9901
+    gateway_metrics_port: int = 9102
+    gateway_max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    gateway_upstream_timeout: float = Field(default=15.0, gt=0)
+    # A client gets this long to send its headers, and its whole request.
+    gateway_request_headers_timeout: float = Field(default=10.0, gt=0)
+    gateway_request_timeout: float = Field(default=30.0, gt=0)
+    gateway_max_connections: int = Field(default=10_000, ge=1)
+    # X-Forwarded-For is believed only from these (the app server, an ingress).
+    gateway_trusted_proxies: list[IPvAnyNetwork] = [IPv4Network("127.0.0.1/32"), IPv6Network("::1/128")]
+    # Per client IP on sign-in routes; per client IP and per user everywhere.
+    gateway_auth_rate_limit: RateLimit = "10/minute"
+    gateway_default_rate_limit: RateLimit = "600/minute"
+    # Per account email on login and one-time codes, counted by the user service in its
+    # database (so it holds across replicas and for direct callers).
+    sign_in_rate_limit: RateLimit = "10/minute"
 
     # Tokens: EdDSA access tokens signed by the user service, verified everywhere from its JWKS.
     jwt_issuer: str = "winkit-users"

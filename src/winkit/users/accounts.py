@@ -15,6 +15,7 @@ from winkit.platform.database import Document
 from winkit.platform.email import email_key
 from winkit.platform.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from winkit.users.otp import OtpService
+from winkit.users.sign_in_limits import SignInLimits
 from winkit.users.store import EmailTaken, UsersStore
 
 DEV_STAFF_EMAIL = "staff@winkit.local"
@@ -91,10 +92,11 @@ async def ensure_dev_staff(store: UsersStore) -> None:
 
 
 class Accounts:
-    def __init__(self, store: UsersStore, otp: OtpService, issuer: TokenIssuer) -> None:
+    def __init__(self, store: UsersStore, otp: OtpService, issuer: TokenIssuer, sign_in_limits: SignInLimits) -> None:
         self._store = store
         self._otp = otp
         self._issuer = issuer
+        self._sign_in_limits = sign_in_limits
 
     async def register(self, *, name: str, email: str, password: str, otp: str, phone: str | None) -> dict[str, Any]:
         # The code first: a wrong one is a 400 whether or not the address has an account, so
@@ -106,6 +108,8 @@ class Accounts:
         )
 
     async def login(self, email: str, password: str) -> dict[str, Any]:
+        # Every attempt counts, right or wrong: a guesser gets no more tries for guessing well.
+        await self._sign_in_limits.count_attempt(email)
         # An address without a key (not valid) matches no account: a wrong login like any other.
         key = email_key(email)
         user = None if key is None else await self._store.user_by_email(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from functools import partial
 
 from fastapi import APIRouter, FastAPI
 
@@ -15,10 +16,11 @@ from winkit.users.accounts import Accounts, ensure_dev_staff
 from winkit.users.addresses import AddressBook
 from winkit.users.mail import DevOutboxSender, mail_sender
 from winkit.users.otp import OtpService
+from winkit.users.sign_in_limits import SignInLimits, SignInRate
 from winkit.users.store import UsersStore
 
 
-async def _startup(app: FastAPI, _: AsyncExitStack) -> None:
+async def _startup(app: FastAPI, _: AsyncExitStack, *, sign_in_rate: SignInRate) -> None:
     settings: Settings = app.state.settings
     store = UsersStore(app.state.db)
     await store.ensure_indexes()
@@ -28,8 +30,9 @@ async def _startup(app: FastAPI, _: AsyncExitStack) -> None:
     app.state.token_issuer = issuer
     app.state.store = store
     app.state.dev_outbox = DevOutboxSender(store) if settings.env == "dev" else None
-    app.state.otp = OtpService(store, mail_sender(settings, app.state.dev_outbox), settings)
-    app.state.accounts = Accounts(store, app.state.otp, issuer)
+    sign_in_limits = SignInLimits(store, sign_in_rate)
+    app.state.otp = OtpService(store, mail_sender(settings, app.state.dev_outbox), settings, sign_in_limits)
+    app.state.accounts = Accounts(store, app.state.otp, issuer, sign_in_limits)
     app.state.addresses = AddressBook(store)
     if settings.env == "dev":
         await ensure_dev_staff(store)
@@ -37,6 +40,8 @@ async def _startup(app: FastAPI, _: AsyncExitStack) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # A bad limit stops the service before it serves anyone, not at the first sign-in.
+    sign_in_rate = SignInRate.parse(settings.sign_in_rate_limit)
     router = APIRouter()
     router.include_router(api.router)
     if settings.env == "dev":
@@ -45,7 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         name="users",
         settings=settings,
         router=router,
-        startup=_startup,
+        startup=partial(_startup, sign_in_rate=sign_in_rate),
         title="Winkit users",
         description="One-time codes, registration, login, profiles, address books and the token signing keys.",
     )

@@ -18,6 +18,7 @@ from winkit.platform.email import email_key
 from winkit.platform.errors import BadRequest, ServiceUnavailable, TooManyRequests
 from winkit.platform.settings import Settings
 from winkit.users.mail import MailSender
+from winkit.users.sign_in_limits import SignInLimits
 from winkit.users.store import UsersStore
 
 
@@ -26,9 +27,10 @@ def _hash(code: str, salt: str) -> str:
 
 
 class OtpService:
-    def __init__(self, store: UsersStore, sender: MailSender, settings: Settings) -> None:
+    def __init__(self, store: UsersStore, sender: MailSender, settings: Settings, sign_in_limits: SignInLimits) -> None:
         self._store = store
         self._sender = sender
+        self._sign_in_limits = sign_in_limits
         self._ttl = settings.otp_ttl
         self._max_attempts = settings.otp_max_attempts
         self._cooldown = settings.otp_resend_cooldown
@@ -37,7 +39,9 @@ class OtpService:
         """Mail a fresh code to ``email``; returns its lifetime in seconds.
 
         Accounts are never looked at: the answer is the same whether the address has one
-        or not, so it tells nobody which addresses are registered."""
+        or not, so it tells nobody which addresses are registered. Every request counts
+        against the address's sign-in limit, one refused by the resend cooldown too."""
+        await self._sign_in_limits.count_attempt(email)
         key = email_key(email)
         if key is None:
             raise BadRequest("This is not a valid email address.")

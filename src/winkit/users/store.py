@@ -35,6 +35,7 @@ class UsersStore:
         self.address_books = db["address_books"]
         self.codes = db["otp_codes"]
         self.mail = db["dev_mail"]
+        self.sign_in_windows = db["sign_in_windows"]
 
     async def ensure_indexes(self) -> None:
         # email_key is the address's identity (winkit.platform.email.email_key): the unique
@@ -52,6 +53,7 @@ class UsersStore:
                 IndexModel([("sent_at", ASCENDING)], expireAfterSeconds=86_400),
             ]
         )
+        await self.sign_in_windows.create_indexes([IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)])
 
     # users
     async def insert_user(self, user: Document) -> Document:
@@ -107,6 +109,28 @@ class UsersStore:
 
     async def drop_code(self, email_key: str) -> None:
         await self.codes.delete_one({"_id": email_key})
+
+    # sign-in attempts: one document per email identity and window, found by its _id
+    async def sign_in_attempts(self, window_id: str) -> int:
+        window = await self.sign_in_windows.find_one({"_id": window_id})
+        return 0 if window is None else window["attempts"]
+
+    async def add_sign_in_attempt(self, window_id: str, limit: int, expires_at: datetime) -> bool:
+        """Count one attempt in the window unless it holds ``limit`` already; False if it
+        does. One conditional increment: concurrent attempts, from any replica, never
+        take it past ``limit``."""
+        below_limit = {"_id": window_id, "attempts": {"$lt": limit}}
+        increment = {"$inc": {"attempts": 1}}
+        try:
+            await self.sign_in_windows.update_one(
+                below_limit, {**increment, "$setOnInsert": {"expires_at": expires_at}}, upsert=True
+            )
+        except DuplicateKeyError:
+            # The filter missed a window that exists: it is full, or a concurrent attempt
+            # opened it between the filter and the insert. Only the second kind fits now.
+            result = await self.sign_in_windows.update_one(below_limit, increment)
+            return result.modified_count == 1
+        return True
 
     # the dev mail outbox
     async def add_mail(self, message: Document) -> None:
