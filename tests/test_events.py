@@ -11,10 +11,11 @@ import nats
 import pytest
 from bson import ObjectId
 from harness import CHECKOUT, eventually, new_product
-from pymongo import MongoClient
+from pymongo import AsyncMongoClient, MongoClient
 from test_users_api import assert_problem
 
 from winkit.platform.auth import ServiceTokens
+from winkit.platform.events import Event, EventBus, Outbox, _in_rounds, new_event, transact
 from winkit.platform.keys import service_secret
 
 
@@ -172,3 +173,57 @@ def test_stock_changes_are_announced_and_published(orders, catalog, stack, staff
         "reason": "reserved",
         "order_id": order_id,
     }
+
+
+def test_events_about_one_thing_keep_their_order_and_others_go_alongside():
+    docs = [
+        {"_id": "e1", "data": {"order_id": "a"}},
+        {"_id": "e2", "data": {"order_id": "b"}},
+        {"_id": "e3", "data": {"order_id": "a"}},
+        {"_id": "e4", "data": {"product_id": "p"}},
+        {"_id": "e5", "data": {"order_id": "a"}},
+        {"_id": "e6", "data": {}},
+    ]
+    rounds = [[doc["_id"] for doc in round_] for round_ in _in_rounds(docs)]
+    assert rounds == [["e1", "e2", "e4", "e6"], ["e3"], ["e5"]]
+
+
+async def test_a_committed_event_reaches_its_handler_without_waiting_for_a_timer(mongodb_uri, nats_server):
+    """The relay's sweep and a consumer's pull wait are set to an hour: an event still goes
+    from its commit to the handler, because the commit hands it to the relay and a message
+    ends a pull at once."""
+    client: AsyncMongoClient = AsyncMongoClient(mongodb_uri)
+    db = client[f"winkit_relay_{uuid.uuid4().hex[:8]}"]
+    outbox = Outbox(db)
+    await outbox.ensure_indexes()
+    hour = 3600.0
+    bus = EventBus(
+        nats_server.url,
+        f"relay-{uuid.uuid4().hex[:8]}",
+        outbox,
+        connect_timeout=5,
+        relay_interval=hour,
+        fetch_timeout=hour,
+    )
+    handled: set[str] = set()
+
+    async def handle(event: Event) -> None:
+        handled.add(event.id)
+
+    async def commit_and_wait() -> None:
+        event = new_event("stock.changed", "test", {"product_id": uuid.uuid4().hex, "stock": 1, "delta": 0})
+        await transact(db, outbox, lambda session: outbox.add(session, event))
+        async with asyncio.timeout(60):
+            while event["_id"] not in handled:
+                await asyncio.sleep(0.01)
+
+    bus.subscribe("stock.changed", handle)
+    await bus.start()
+    try:
+        await commit_and_wait()  # the first may be found by the sweep at start
+        await commit_and_wait()  # later ones only by the handover: the next sweep is an hour away
+        await commit_and_wait()
+    finally:
+        await bus.stop()
+        await client.drop_database(db.name)
+        await client.close()

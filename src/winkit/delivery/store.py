@@ -25,8 +25,13 @@ class DeliveryStore:
         cursor = self.statuses.find({"status": {"$in": statuses}}).sort("created_at", ASCENDING).limit(limit)
         return await cursor.to_list()
 
-    async def insert(self, session: AsyncClientSession, record: Document) -> None:
-        await self.statuses.insert_one(record, session=session)
+    async def open(self, session: AsyncClientSession, record: Document) -> bool:
+        """Insert the record unless one with its id exists; whether it was inserted."""
+        fields = {k: v for k, v in record.items() if k != "_id"}
+        result = await self.statuses.update_one(
+            {"_id": record["_id"]}, {"$setOnInsert": fields}, upsert=True, session=session
+        )
+        return result.upserted_id is not None
 
     async def advance(self, session: AsyncClientSession, record: Document, status: str, entry: Document) -> bool:
         """Move to ``status`` only if nobody else changed the record since it was read."""

@@ -179,11 +179,9 @@ class Tracking:
     async def open_in(self, session: AsyncClientSession, data: dict[str, Any]) -> None:
         """Start tracking a new order at PLACED (once, however often the event comes), with
         what staff need to pack and deliver it."""
-        if await self._store.get(data["order_id"], session=session) is not None:
-            return
         now = datetime.now(UTC)
         items = [{k: item.get(k) for k in ("product_id", "name", "quantity")} for item in data.get("items", [])]
-        await self._store.insert(
+        opened = await self._store.open(
             session,
             {
                 "_id": data["order_id"],
@@ -200,8 +198,10 @@ class Tracking:
                 "updated_at": now,
             },
         )
-        opened = {"order_id": data["order_id"], "user_id": data["user_id"], "at": now.isoformat()}
-        await self._outbox.add(session, new_event("delivery.opened", "delivery", opened))
+        if not opened:
+            return  # opened before: a repeated event, or a cancellation that came first
+        announced = {"order_id": data["order_id"], "user_id": data["user_id"], "at": now.isoformat()}
+        await self._outbox.add(session, new_event("delivery.opened", "delivery", announced))
 
     async def cancel_for_shopper(self, order_id: str, user_id: str, order: dict[str, Any]) -> dict[str, Any]:
         """The shopper's cancellation, decided here where the status lives, with the same

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,31 +55,38 @@ class CartService:
         self._rule = rule
 
     async def view(self, user_id: str) -> dict[str, Any]:
-        lines = await self.current_lines(user_id)
+        return self._view(user_id, await self._priced_now(user_id, await self._store.cart_lines(user_id), {}))
+
+    def _view(self, user_id: str, lines: list[Document]) -> dict[str, Any]:
         return {
             "user_id": user_id,
             **priced(lines, self._rule),
             "free_delivery_from": to_rupees(self._rule.free_from_paise),
         }
 
-    async def current_lines(self, user_id: str) -> list[Document]:
-        """The cart at the catalog's names and prices of now, each with what is in stock.
-        What is shown is stored: checkout charges exactly the prices the shopper last saw."""
-        lines = await self._store.cart_lines(user_id)
-        if not lines:
-            return lines
-        products = await self._catalog.products([line["product_id"] for line in lines])
+    async def _priced_now(
+        self, user_id: str, lines: list[Document], known: dict[str, dict[str, Any]]
+    ) -> list[Document]:
+        """``lines`` at the catalog's names and prices of now, each with what is in stock;
+        ``known`` holds products just read from the catalog, not asked for again. What is
+        shown is stored: checkout charges exactly the prices the shopper last saw."""
+        unknown = [line["product_id"] for line in lines if line["product_id"] not in known]
+        products = {**known, **(await self._catalog.products(unknown) if unknown else {})}
+        repriced = []
         for line in lines:
             product = products.get(line["product_id"])
             line["in_stock"] = product["stock"] if product else 0  # 0: no longer sold
             if product and (product["name"], product["price_paise"]) != (line["name"], line["price_paise"]):
                 line.update(name=product["name"], price_paise=product["price_paise"])
-                await self._store.refresh_line(user_id, line["product_id"], line["name"], line["price_paise"])
+                repriced.append(line)
+        await asyncio.gather(
+            *(self._store.refresh_line(user_id, x["product_id"], x["name"], x["price_paise"]) for x in repriced)
+        )
         return lines
 
     async def add(self, user_id: str, product_id: str, quantity: int) -> dict[str, Any]:
-        product = await self._catalog.product(product_id)
-        current = await self._store.cart_line(user_id, product_id)
+        product, lines = await asyncio.gather(self._catalog.product(product_id), self._store.cart_lines(user_id))
+        current = next((line for line in lines if line["product_id"] == product_id), None)
         in_cart = current["quantity"] if current else 0
         if quantity + in_cart > product["stock"]:
             raise Conflict(
@@ -86,7 +94,7 @@ class CartService:
                 product_id=product_id,
                 available=product["stock"],
             )
-        if current is None and await self._store.line_count(user_id) >= MAX_ORDER_LINES:
+        if current is None and len(lines) >= MAX_ORDER_LINES:
             raise Conflict(f"A cart holds at most {MAX_ORDER_LINES} different products; order these first.")
         line = {
             "user_id": user_id,
@@ -99,7 +107,12 @@ class CartService:
             await self._store.add_to_line(line, quantity, MAX_LINE_QUANTITY)
         except LineLimit:
             raise Conflict(f"A cart line holds at most {MAX_LINE_QUANTITY} of one product.") from None
-        return await self.view(user_id)
+        # The cart as just written, not read again; only the other lines' products are asked for.
+        if current is None:
+            lines.append({**line, "quantity": quantity})
+        else:
+            current.update(name=product["name"], price_paise=product["price_paise"], quantity=in_cart + quantity)
+        return self._view(user_id, await self._priced_now(user_id, lines, {product_id: product}))
 
     async def remove(self, user_id: str, product_id: str, quantity: int | None) -> dict[str, Any]:
         if not await self._store.reduce_line(user_id, product_id, quantity):

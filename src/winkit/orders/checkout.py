@@ -131,14 +131,17 @@ class Checkout:
         except CartBusy:
             log.info("checkout_refused", reason="cart-busy", user_id=user_id)
             raise Conflict("This cart is being ordered right now; see your orders.") from None
+        placed = False
         try:
             order, replayed = await self._place_held(principal, order_id, key, address_id, address, note)
+            placed = not replayed
         except Problem as refused:
             log.info("checkout_refused", reason=refused.slug, status=refused.status, user_id=user_id)
             raise
         finally:
-            # Placing ends the hold in its own transaction; this ends it after a refusal.
-            await self._store.end_checkout(user_id, order_id)
+            # Placing ends the hold in its own transaction; this ends it otherwise.
+            if not placed:
+                await self._store.end_checkout(user_id, order_id)
         if not replayed:
             log.info("order_placed", order_id=order["order_id"], lines=len(order["items"]), total=str(order["total"]))
         return order, replayed
@@ -153,14 +156,17 @@ class Checkout:
         note: str | None,
     ) -> tuple[dict[str, Any], bool]:
         user_id = principal.user_id
-        lines = await self._store.cart_lines(user_id)
+        if address is None:
+            assert address_id is not None
+            lines, address = await asyncio.gather(
+                self._store.cart_lines(user_id), self._users.saved_address(principal, address_id)
+            )
+        else:
+            lines = await self._store.cart_lines(user_id)
         if not lines:
             raise Conflict("The cart is empty.")
         if len(lines) > MAX_ORDER_LINES:
             raise Conflict(f"An order holds at most {MAX_ORDER_LINES} different products; remove some first.")
-        if address is None:
-            assert address_id is not None
-            address = await self._users.saved_address(principal, address_id)
         sums = totals(lines, self._rule)
         now = datetime.now(UTC)
         order = {

@@ -2,9 +2,11 @@
 durable, idempotent consumers.
 
 A service writes its state change and the event document in one MongoDB transaction.
-The relay publishes pending outbox documents with ``Nats-Msg-Id`` = event id (JetStream
-drops duplicates within its window) and marks them published. Consumers are durable pull
-consumers; a handler records the event id in ``processed_events`` inside the same
+Once that commits, ``transact`` hands the events to the relay, which publishes them at
+once with ``Nats-Msg-Id`` = event id (JetStream drops duplicates within its window); the
+relay marks published events in batches and sweeps the outbox for events no commit in
+this process handed over (another replica's, or left by a crash). Consumers are durable
+pull consumers; a handler records the event id in ``processed_events`` inside the same
 transaction as its own write, and the message is acked only after that commits, so a
 redelivered or duplicated event changes nothing.
 """
@@ -13,11 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,6 +45,21 @@ log = structlog.get_logger("winkit.events")
 STREAM = "WINKIT"
 # Seconds the bus may take to stop (tasks, then the connection) when the service stops.
 STOP_TIMEOUT = 3.0
+# Seconds between the relay's sweeps of the outbox (each also marks what was published).
+RELAY_INTERVAL = 1.0
+# Seconds a consumer's pull request waits for a message; one that arrives ends it at once.
+FETCH_TIMEOUT = 1.0
+# Events one consumer handles at once (about different things; see _about).
+CONSUMER_CONCURRENCY = 16
+# Seconds JetStream may take to acknowledge a publish.
+PUBLISH_TIMEOUT = 5.0
+# Seconds the relay waits after a failure before it tries again.
+RELAY_RETRY = 1.0
+# Outbox documents read, published and marked at a time.
+RELAY_PAGE = 100
+# Committed events kept for a relay that is not taking them (no connection yet); past
+# this they are dropped, and the relay reads them from the outbox instead.
+HANDOVER_LIMIT = 10 * RELAY_PAGE
 SUBJECT_PREFIX = "winkit."
 # Event types and their current schema version (docs/events.md describes each).
 EVENT_VERSIONS = {
@@ -49,6 +68,7 @@ EVENT_VERSIONS = {
     "delivery.opened": 1,
     "delivery.status_changed": 1,
     "stock.changed": 1,
+    "product.changed": 1,
 }
 
 
@@ -94,6 +114,26 @@ def _wire(doc: Document) -> bytes:
     return json.dumps({"id": doc["_id"], **{k: doc[k] for k in keys}}).encode()
 
 
+def _about(data: dict[str, Any], event_id: str) -> str:
+    """What an event is about (a product, else an order): events about one thing are
+    published, and handled, in order; events about different things need not wait."""
+    return str(data.get("product_id") or data.get("order_id") or event_id)
+
+
+def _in_rounds(docs: list[Document]) -> list[list[Document]]:
+    """``docs`` in rounds holding at most one event about each thing, the k-th event about
+    a thing in round k: a round may go out at once, a thing's events keep their order."""
+    rounds: list[list[Document]] = []
+    seen: Counter[str] = Counter()
+    for doc in docs:
+        about = _about(doc["data"], doc["_id"])
+        if seen[about] == len(rounds):
+            rounds.append([])
+        rounds[seen[about]].append(doc)
+        seen[about] += 1
+    return rounds
+
+
 def _where(url: str) -> str:
     """Host and port of a URL, for logs: a NATS URL may carry credentials."""
     parts = urlsplit(url)
@@ -101,10 +141,20 @@ def _where(url: str) -> str:
 
 
 class Outbox:
+    """The ``outbox`` collection, and what this process has committed to it or published
+    from it that the collection does not show yet."""
+
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.collection = db["outbox"]
         self.processed = db["processed_events"]
         self.wake = asyncio.Event()
+        # Events written by each transaction ``transact`` is running: handed over on commit.
+        self._staged: dict[AsyncClientSession, list[Document]] = {}
+        # Committed here, not yet taken by the relay; whether some were dropped meanwhile.
+        self._committed: list[Document] = []
+        self._dropped = False
+        # Published, not yet marked in the collection (the relay marks them in batches).
+        self._published: list[str] = []
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_indexes(
@@ -118,13 +168,50 @@ class Outbox:
     async def add(self, session: AsyncClientSession, *events: Document) -> None:
         if events:
             await self.collection.insert_many(list(events), session=session)
+            if session in self._staged:
+                self._staged[session].extend(events)
 
-    async def pending(self, limit: int = 100) -> list[Document]:
-        cursor = self.collection.find({"published_at": None}).sort("created_at", ASCENDING).limit(limit)
+    def stage(self, session: AsyncClientSession) -> None:
+        """Collect what ``add`` writes in this transaction attempt (a retry starts over)."""
+        self._staged[session] = []
+
+    def unstage(self, session: AsyncClientSession) -> list[Document]:
+        return self._staged.pop(session, [])
+
+    def committed(self, events: list[Document]) -> None:
+        """Hand events this process has just committed to the relay, and wake it."""
+        self._committed.extend(events)
+        if len(self._committed) > HANDOVER_LIMIT:
+            self._committed, self._dropped = [], True
+        self.wake.set()
+
+    def take_committed(self) -> tuple[list[Document], bool]:
+        """The events handed over since the last call, and whether some were dropped."""
+        taken, dropped = self._committed, self._dropped
+        self._committed, self._dropped = [], False
+        return taken, dropped
+
+    async def pending(self, limit: int = RELAY_PAGE, before: datetime | None = None) -> list[Document]:
+        """Unpublished events, oldest first; only those created before ``before`` if given."""
+        query: Document = {"published_at": None}
+        if before is not None:
+            query["created_at"] = {"$lt": before}
+        cursor = self.collection.find(query).sort("created_at", ASCENDING).limit(limit)
         return await cursor.to_list()
 
-    async def mark_published(self, event_id: str) -> None:
-        await self.collection.update_one({"_id": event_id}, {"$set": {"published_at": datetime.now(UTC)}})
+    def published(self, event_ids: Iterable[str]) -> None:
+        self._published.extend(event_ids)
+
+    @property
+    def unmarked(self) -> int:
+        return len(self._published)
+
+    async def mark_published(self) -> None:
+        """Mark every event recorded as published, in one write."""
+        marking = self._published[:]
+        if marking:
+            await self.collection.update_many({"_id": {"$in": marking}}, {"$set": {"published_at": datetime.now(UTC)}})
+            del self._published[: len(marking)]
 
     async def claim(self, session: AsyncClientSession, consumer: str, event_id: str) -> None:
         """Record that ``consumer`` handled the event; DuplicateKeyError if it already had."""
@@ -146,9 +233,19 @@ class EventBus:
     """
 
     def __init__(
-        self, url: str, service: str, outbox: Outbox, *, connect_timeout: float, stream_replicas: int = 1
+        self,
+        url: str,
+        service: str,
+        outbox: Outbox,
+        *,
+        connect_timeout: float,
+        stream_replicas: int = 1,
+        relay_interval: float = RELAY_INTERVAL,
+        fetch_timeout: float = FETCH_TIMEOUT,
     ) -> None:
         self._url = url
+        self._relay_interval = relay_interval
+        self._fetch_timeout = fetch_timeout
         self._stream_replicas = stream_replicas
         self._service = service
         self._outbox = outbox
@@ -158,6 +255,8 @@ class EventBus:
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Consumers' handlings of single events, running.
+        self._handling: set[asyncio.Task[None]] = set()
         self._stopping = False
 
     def subscribe(self, event_type: str, handler: Handler) -> None:
@@ -181,11 +280,15 @@ class EventBus:
         """Stop within a few seconds, whatever state NATS is in: nats-py may turn a
         cancellation during a fetch into a timeout, and closing may wait on a reconnect."""
         self._stopping = True
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._handling]
+        for task in tasks:
             task.cancel()
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT)
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_TIMEOUT)
         self._tasks.clear()
+        # Marked now, so the next start does not publish them again.
+        with contextlib.suppress(PyMongoError, TimeoutError):
+            await asyncio.wait_for(self._outbox.mark_published(), STOP_TIMEOUT)
         if self._nc is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._nc.close(), STOP_TIMEOUT)
@@ -257,22 +360,64 @@ class EventBus:
             await self._js.update_stream(config)
 
     async def _relay(self) -> None:
-        assert self._js is not None
+        """Publish what this process commits as soon as it commits. Every relay interval,
+        also mark what was published and sweep the outbox for events older than two
+        intervals (younger ones are their own replica's to publish and mark). At start and
+        after a failure the sweep takes every pending event, oldest first, and nothing is
+        published from memory until it has: events about one thing never overtake each other."""
+        loop = asyncio.get_running_loop()
+        sweep_at, catching_up = loop.time(), True
         while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._outbox.wake.wait(), max(0.0, sweep_at - loop.time()))
             self._outbox.wake.clear()
+            fresh, dropped = self._outbox.take_committed()
+            catching_up = catching_up or dropped
             try:
-                for doc in await self._outbox.pending():
-                    await self._js.publish(
-                        SUBJECT_PREFIX + doc["type"], _wire(doc), headers={"Nats-Msg-Id": doc["_id"]}
-                    )
-                    await self._outbox.mark_published(doc["_id"])
+                if loop.time() >= sweep_at:
+                    await self._sweep(everything=catching_up)
+                    if catching_up:
+                        fresh = []  # committed before the sweep read the outbox: it published them
+                    catching_up = False
+                    sweep_at = loop.time() + self._relay_interval
+                if not catching_up:
+                    await self._publish(fresh)
+                if self._outbox.unmarked >= RELAY_PAGE:
+                    await self._outbox.mark_published()
             except (NatsError, TimeoutError, PyMongoError) as exc:
                 log.warning("outbox_relay_paused", error=str(exc) or type(exc).__name__)
-                await asyncio.sleep(1)
-                continue
-            # Woken at once by a local write; the timeout also catches writes by other replicas.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox.wake.wait(), timeout=1.0)
+                catching_up = True
+                sweep_at = loop.time() + RELAY_RETRY
+
+    async def _sweep(self, *, everything: bool) -> None:
+        # Marked first, so the sweep does not see what was published as pending.
+        await self._outbox.mark_published()
+        before = None if everything else datetime.now(UTC) - 2 * timedelta(seconds=self._relay_interval)
+        while page := await self._outbox.pending(before=before):
+            await self._publish(page)
+            await self._outbox.mark_published()
+            if len(page) < RELAY_PAGE:
+                return
+
+    async def _publish(self, docs: list[Document]) -> None:
+        """Publish concurrently, except that an event waits for the acknowledgement of the
+        one before it about the same thing; a failure is raised once the others are in."""
+        assert self._js is not None
+        for round_ in _in_rounds(docs):
+            acks = [
+                await self._js.publish_async(
+                    SUBJECT_PREFIX + doc["type"], _wire(doc), headers={"Nats-Msg-Id": doc["_id"]}
+                )
+                for doc in round_
+            ]
+            results = await asyncio.gather(
+                *(asyncio.wait_for(ack, PUBLISH_TIMEOUT) for ack in acks), return_exceptions=True
+            )
+            published = zip(round_, results, strict=True)
+            self._outbox.published(doc["_id"] for doc, result in published if not isinstance(result, BaseException))
+            failure = next((r for r in results if isinstance(r, BaseException)), None)
+            if failure is not None:
+                raise failure
 
     async def _consume(self, event_type: str, durable: str, handler: Handler) -> None:
         assert self._js is not None
@@ -292,9 +437,12 @@ class EventBus:
             except (NatsError, TimeoutError) as exc:
                 log.warning("consumer_setup_failed", consumer=durable, error=str(exc))
                 await asyncio.sleep(1)
+        slots = asyncio.Semaphore(CONSUMER_CONCURRENCY)
+        # The latest handling of each thing events are about: the next one waits for it.
+        latest: dict[str, asyncio.Task[None]] = {}
         while not self._stopping:
             try:
-                messages = await sub.fetch(batch=50, timeout=1)
+                messages = await sub.fetch(batch=CONSUMER_CONCURRENCY, timeout=self._fetch_timeout)
             except (NatsTimeoutError, TimeoutError):
                 continue
             except NatsError as exc:
@@ -302,24 +450,48 @@ class EventBus:
                 await asyncio.sleep(1)
                 continue
             for message in messages:
-                await self._handle(durable, handler, message)
+                try:
+                    event = Event.parse(message.data)
+                except (ValueError, KeyError, TypeError):
+                    log.error("event_malformed", consumer=durable)
+                    await self._settle(durable, message.term())  # never redeliver what can never parse
+                    continue
+                await slots.acquire()
+                about = _about(event.data, event.id)
+                task = asyncio.create_task(self._handle_in_turn(latest.get(about), durable, handler, event, message))
+                latest[about] = task
+                self._handling.add(task)
+                task.add_done_callback(functools.partial(self._handled, latest, about, slots))
 
-    async def _handle(self, durable: str, handler: Handler, message: Any) -> None:
-        try:
-            event = Event.parse(message.data)
-        except (ValueError, KeyError, TypeError):
-            log.error("event_malformed", consumer=durable)
-            await message.term()  # never redeliver what can never parse
-            return
+    def _handled(
+        self, latest: dict[str, asyncio.Task[None]], about: str, slots: asyncio.Semaphore, task: asyncio.Task[None]
+    ) -> None:
+        self._handling.discard(task)
+        if latest.get(about) is task:
+            del latest[about]
+        slots.release()
+
+    async def _handle_in_turn(
+        self, before: asyncio.Task[None] | None, durable: str, handler: Handler, event: Event, message: Any
+    ) -> None:
+        if before is not None:
+            await asyncio.wait([before])  # its turn, not its outcome: a failed one is redelivered
         try:
             await handler(event)
         except AlreadyProcessed:
             log.info("event_duplicate_ignored", consumer=durable, event_id=event.id)
         except Exception:
             log.exception("event_handler_failed", consumer=durable, event_id=event.id)
-            await message.nak(delay=2)
+            await self._settle(durable, message.nak(delay=2))
             return
-        await message.ack()
+        await self._settle(durable, message.ack())
+
+    async def _settle(self, durable: str, reply: Awaitable[None]) -> None:
+        """Ack, nak or term; if the connection is gone, JetStream redelivers after ack_wait."""
+        try:
+            await reply
+        except NatsError as exc:
+            log.warning("event_settle_failed", consumer=durable, error=str(exc))
 
 
 Change = Callable[[AsyncClientSession], Awaitable[Any]]
@@ -328,10 +500,19 @@ Reaction = Callable[[AsyncClientSession, dict[str, Any]], Awaitable[None]]
 
 
 async def transact(db: AsyncDatabase[Document], outbox: Outbox, change: Change) -> Any:
-    """Run ``change`` in one transaction (retried on write conflicts), then wake the relay."""
+    """Run ``change`` in one transaction (retried on write conflicts), then hand the
+    events it wrote to the relay."""
+
+    async def attempt(session: AsyncClientSession) -> Any:
+        outbox.stage(session)
+        return await change(session)
+
     async with db.client.start_session() as session:
-        result = await session.with_transaction(change)
-    outbox.wake.set()
+        try:
+            result = await session.with_transaction(attempt)
+        finally:
+            events = outbox.unstage(session)
+    outbox.committed(events)
     return result
 
 
