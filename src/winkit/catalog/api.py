@@ -7,7 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from winkit.catalog import images
+from winkit.catalog.http_cache import ResponseCache
 from winkit.catalog.products import Catalog
+from winkit.catalog.read_model import CatalogReadModel
 from winkit.catalog.schemas import (
     Category,
     Product,
@@ -19,8 +21,9 @@ from winkit.catalog.schemas import (
 )
 from winkit.catalog.stock import Stock
 from winkit.platform.auth import CallingService, StaffPrincipal
+from winkit.platform.database import Document
+from winkit.platform.errors import NotFound
 from winkit.platform.service import from_state
-from winkit.platform.urls import public_url, segment
 
 router = APIRouter()
 
@@ -30,27 +33,37 @@ IMAGE_CACHE = "public, max-age=86400"
 
 CatalogDep = Annotated[Catalog, from_state("catalog")]
 StockDep = Annotated[Stock, from_state("stock")]
+ReadModelDep = Annotated[CatalogReadModel, from_state("read_model")]
+CacheDep = Annotated[ResponseCache, from_state("response_cache")]
+
+# Reads answer with bytes the read model serialised once (no response_model validation);
+# response_model still documents them.
+CONDITIONAL: dict[int | str, dict[str, Any]] = {
+    200: {"headers": {"ETag": {"description": "Entity tag of this answer", "schema": {"type": "string"}}}},
+    304: {"description": "Not modified: If-None-Match names the current entity tag"},
+}
 
 
-def _with_image(request: Request, product: dict[str, Any]) -> dict[str, Any]:
-    return {**product, "image_url": public_url(request, "catalog", f"/products/{segment(product['id'])}/image.svg")}
+def _product_response(read_model: CatalogReadModel, doc: Document, status_code: int = 200) -> Response:
+    return Response(read_model.render(doc), status_code=status_code, media_type="application/json")
 
 
-@router.get("/products", response_model=list[Product], tags=["products"])
+@router.get("/products", response_model=list[Product], tags=["products"], responses=CONDITIONAL)
 async def list_products(
-    request: Request, params: Annotated[ProductQuery, Query()], catalog: CatalogDep
-) -> list[dict[str, Any]]:
+    request: Request, params: Annotated[ProductQuery, Query()], read_model: ReadModelDep, cache: CacheDep
+) -> Response:
     """Every product matching the filters, by category then name."""
     ids = params.ids.split(",") if params.ids else None
-    products = await catalog.search(
-        category=params.category, q=params.q, limit=params.limit, offset=params.offset, ids=ids
-    )
-    return [_with_image(request, p) for p in products]
+    found = read_model.products(category=params.category, q=params.q, limit=params.limit, offset=params.offset, ids=ids)
+    return cache.answer(request.scope, found)
 
 
-@router.get("/products/{product_id}", response_model=Product, tags=["products"])
-async def get_product(request: Request, product_id: str, catalog: CatalogDep) -> dict[str, Any]:
-    return _with_image(request, await catalog.get(product_id))
+@router.get("/products/{product_id}", response_model=Product, tags=["products"], responses=CONDITIONAL)
+async def get_product(request: Request, product_id: str, read_model: ReadModelDep, cache: CacheDep) -> Response:
+    product = read_model.product(product_id)
+    if product is None:
+        raise NotFound(f"No product with id {product_id!r}.")
+    return cache.answer(request.scope, product)
 
 
 @router.get(
@@ -67,22 +80,22 @@ async def product_image(product_id: str, catalog: CatalogDep) -> Response:
 
 @router.post("/products", status_code=201, response_model=Product, tags=["staff"])
 async def create_product(
-    request: Request, body: ProductCreate, _: StaffPrincipal, catalog: CatalogDep
-) -> dict[str, Any]:
-    return _with_image(request, await catalog.create(body.model_dump(exclude_none=True)))
+    body: ProductCreate, _: StaffPrincipal, catalog: CatalogDep, read_model: ReadModelDep
+) -> Response:
+    return _product_response(read_model, await catalog.create(body.model_dump(exclude_none=True)), status_code=201)
 
 
 @router.patch("/products/{product_id}", response_model=Product, tags=["staff"])
 async def update_product(
-    request: Request,
     product_id: str,
     body: ProductUpdate,
     _: StaffPrincipal,
     catalog: CatalogDep,
-) -> dict[str, Any]:
+    read_model: ReadModelDep,
+) -> Response:
     """Change any field, stock included; fields left out stay as they are."""
     changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    return _with_image(request, await catalog.update(product_id, changes))
+    return _product_response(read_model, await catalog.update(product_id, changes))
 
 
 @router.delete("/products/{product_id}", status_code=204, tags=["staff"])
@@ -91,13 +104,10 @@ async def delete_product(product_id: str, _: StaffPrincipal, catalog: CatalogDep
     return Response(status_code=204)
 
 
-@router.get("/categories", response_model=list[Category], tags=["categories"])
-async def list_categories(request: Request, catalog: CatalogDep) -> list[dict[str, Any]]:
+@router.get("/categories", response_model=list[Category], tags=["categories"], responses=CONDITIONAL)
+async def list_categories(request: Request, read_model: ReadModelDep, cache: CacheDep) -> Response:
     """Every category with its number of products, by name."""
-    return [
-        {**c, "image_url": public_url(request, "catalog", f"/categories/{segment(c['name'])}/image.svg")}
-        for c in await catalog.categories()
-    ]
+    return cache.answer(request.scope, read_model.categories())
 
 
 @router.get(

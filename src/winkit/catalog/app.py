@@ -5,10 +5,14 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 from fastapi import APIRouter, FastAPI
+from starlette.middleware import Middleware
 
 from winkit.catalog import api
-from winkit.catalog.products import Catalog
-from winkit.catalog.stock import Stock
+from winkit.catalog.http_cache import CachedReads, ResponseCache
+from winkit.catalog.products import PRODUCT_CHANGED, Catalog
+from winkit.catalog.read_model import CatalogReadModel
+from winkit.catalog.read_model_sync import ReadModelSync
+from winkit.catalog.stock import STOCK_CHANGED, Stock
 from winkit.catalog.store import CatalogStore
 from winkit.platform.auth import ServiceTokens
 from winkit.platform.events import Outbox, start_event_bus
@@ -22,15 +26,20 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     store = CatalogStore(app.state.db)
     await store.ensure_indexes()
     outbox = Outbox(app.state.db)
-    stock = Stock(store, outbox)
-    app.state.catalog = Catalog(store, outbox)
+    read_model = CatalogReadModel(settings.effective_public_api_url)
+    stock = Stock(store, outbox, read_model)
+    app.state.catalog = Catalog(store, outbox, read_model)
     app.state.stock = stock
     app.state.service_tokens = ServiceTokens(service_secret(settings), "catalog")
     seed = settings.seed_demo_catalog if settings.seed_demo_catalog is not None else settings.env == "dev"
     if seed:
         await app.state.catalog.seed_demo()
 
-    await start_event_bus(
+    sync = ReadModelSync(store, read_model)
+    await sync.load()
+    app.state.read_model = read_model
+    app.state.response_cache = ResponseCache(read_model)
+    bus = await start_event_bus(
         app,
         stack,
         "catalog",
@@ -39,14 +48,17 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
             "order.created": lambda session, data: stock.confirm_in(session, data["order_id"]),
             "order.cancelled": lambda session, data: stock.release_in(session, data["order_id"]),
         },
+        listeners={PRODUCT_CHANGED: sync.hear, STOCK_CHANGED: sync.hear},
     )
+    sync.start(bus)
+    stack.push_async_callback(sync.stop)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     router = APIRouter()
     router.include_router(api.router)
     router.include_router(api.internal_router)
-    return create_service_app(
+    app = create_service_app(
         name="catalog",
         settings=settings or Settings(),
         router=router,
@@ -54,3 +66,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Winkit catalog",
         description="Products, categories, images and stock.",
     )
+    # Innermost, after the platform's middleware (request ids, metrics, CORS), before routing.
+    app.user_middleware.append(Middleware(CachedReads))
+    return app

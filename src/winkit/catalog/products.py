@@ -1,50 +1,41 @@
-"""Catalog domain: searching, editing and seeding products. Prices are integer paise."""
+"""Catalog domain: editing and seeding products. Prices are integer paise.
+
+Every write announces itself with ``product.changed`` in the same transaction, and shows
+at once in this replica's read model; other replicas hear the event (read_model_sync).
+"""
 
 from __future__ import annotations
 
 import re
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from winkit.catalog import demo_data
+from winkit.catalog.read_model import CatalogReadModel, name_key
 from winkit.catalog.stock import stock_changed
-from winkit.catalog.store import CatalogStore, SkuTaken
-from winkit.platform.database import Document
+from winkit.catalog.store import VERSION, CatalogStore, SkuTaken
+from winkit.platform.database import Document, stored_now
 from winkit.platform.errors import Conflict, NotFound
-from winkit.platform.events import Outbox, transact
-from winkit.platform.money import CURRENCY, to_paise, to_rupees
+from winkit.platform.events import Change, Outbox, new_event, transact
+from winkit.platform.money import CURRENCY, to_paise
+
+PRODUCT_CHANGED = "product.changed"
 
 
 def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "product"
 
 
-def name_key(name: str) -> str:
-    return name.casefold()
-
-
-def product_view(doc: Document) -> dict[str, Any]:
-    """A stored product as the API shows it (image_url is added by the route)."""
-    return {
-        "id": str(doc["_id"]),
-        "sku": doc["sku"],
-        "name": doc["name"],
-        "category": doc["category"],
-        "price": to_rupees(doc["price_paise"]),
-        "price_paise": doc["price_paise"],
-        "currency": doc.get("currency", CURRENCY),
-        "unit": doc["unit"],
-        "stock": doc["stock"],
-        "description": doc.get("description", ""),
-        "updated_at": doc["updated_at"],
-    }
+def product_changed(doc: Document) -> Document:
+    """Says which product changed and its version after: readers re-read it if they hold less."""
+    return new_event(PRODUCT_CHANGED, "catalog", {"product_id": str(doc["_id"]), "version": doc[VERSION]})
 
 
 def search_filter(category: str | None, q: str | None, ids: list[str] | None = None) -> Document:
+    """The database query for a product search (the read model answers the same in memory)."""
     query: Document = {}
     if ids is not None:
         query["_id"] = {"$in": [ObjectId(i) for i in ids]}
@@ -57,15 +48,10 @@ def search_filter(category: str | None, q: str | None, ids: list[str] | None = N
 
 
 class Catalog:
-    def __init__(self, store: CatalogStore, outbox: Outbox) -> None:
+    def __init__(self, store: CatalogStore, outbox: Outbox, read_model: CatalogReadModel) -> None:
         self._store = store
         self._outbox = outbox
-
-    async def search(
-        self, *, category: str | None, q: str | None, limit: int | None, offset: int, ids: list[str] | None = None
-    ) -> list[dict[str, Any]]:
-        docs = await self._store.find(search_filter(category, q, ids), limit=limit, offset=offset)
-        return [product_view(d) for d in docs]
+        self._read_model = read_model
 
     async def _get_doc(self, product_id: str) -> Document:
         doc = await self._store.get(product_id)
@@ -73,11 +59,14 @@ class Catalog:
             raise NotFound(f"No product with id {product_id!r}.")
         return doc
 
-    async def get(self, product_id: str) -> dict[str, Any]:
-        return product_view(await self._get_doc(product_id))
+    async def _written(self, change: Change) -> Document:
+        """Run a write that returns the product after it, then show that product here."""
+        doc = await transact(self._store.db, self._outbox, change)
+        self._read_model.apply(doc)
+        return doc
 
-    async def create(self, fields: dict[str, Any]) -> dict[str, Any]:
-        now = datetime.now(UTC)
+    async def create(self, fields: dict[str, Any]) -> Document:
+        now = stored_now()
         price_paise = to_paise(fields.pop("price"))
         sku = fields.pop("sku", None) or f"{slugify(fields['name'])}-{secrets.token_hex(3)}"
         doc = {
@@ -90,38 +79,49 @@ class Catalog:
             "updated_at": now,
             "deleted_at": None,
         }
+
+        async def insert(session: AsyncClientSession) -> Document:
+            created = await self._store.insert(doc, session=session)
+            await self._outbox.add(session, product_changed(created))
+            return created
+
         try:
-            return product_view(await self._store.insert(doc))
+            return await self._written(insert)
         except SkuTaken as exc:
             raise Conflict(f"A product with sku {sku!r} already exists.") from exc
 
-    async def update(self, product_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    async def update(self, product_id: str, fields: dict[str, Any]) -> Document:
         changes = dict(fields)
         if "price" in changes:
             changes["price_paise"] = to_paise(changes.pop("price"))
         if "name" in changes:
             changes["name_key"] = name_key(changes["name"])
-        changes["updated_at"] = datetime.now(UTC)
+        changes["updated_at"] = stored_now()
 
         async def change(session: AsyncClientSession) -> Document:
             before = await self._store.get(product_id, session=session)
             doc = await self._store.update(product_id, changes, session=session)
             if before is None or doc is None:
                 raise NotFound(f"No product with id {product_id!r}.")
+            events = [product_changed(doc)]
             if "stock" in changes and doc["stock"] != before["stock"]:
                 delta = doc["stock"] - before["stock"]
-                await self._outbox.add(session, stock_changed(product_id, doc["stock"], delta, "adjusted", None))
+                events.append(stock_changed(product_id, doc["stock"], delta, "adjusted", None))
+            await self._outbox.add(session, *events)
             return doc
 
-        return product_view(await transact(self._store.db, self._outbox, change))
+        return await self._written(change)
 
     async def delete(self, product_id: str) -> None:
         # Soft delete: past orders still name the product, but it leaves the catalog.
-        if await self._store.update(product_id, {"deleted_at": datetime.now(UTC)}) is None:
-            raise NotFound(f"No product with id {product_id!r}.")
+        async def remove(session: AsyncClientSession) -> Document:
+            doc = await self._store.update(product_id, {"deleted_at": stored_now()}, session=session)
+            if doc is None:
+                raise NotFound(f"No product with id {product_id!r}.")
+            await self._outbox.add(session, product_changed(doc))
+            return doc
 
-    async def categories(self) -> list[dict[str, Any]]:
-        return await self._store.category_counts()
+        await self._written(remove)
 
     async def product_image(self, product_id: str) -> tuple[str, str, str]:
         doc = await self._get_doc(product_id)
@@ -135,7 +135,7 @@ class Catalog:
         """Fill an empty catalog with the demo products; a catalog in use is left alone."""
         if not await self._store.is_empty():
             return 0
-        now = datetime.now(UTC)
+        now = stored_now()
         docs = [
             {
                 "sku": p.sku,
@@ -153,4 +153,10 @@ class Catalog:
             }
             for p in demo_data.PRODUCTS
         ]
-        return await self._store.add_missing(docs)
+
+        async def add(session: AsyncClientSession) -> list[Document]:
+            added = await self._store.add_missing(docs, session=session)
+            await self._outbox.add(session, *(product_changed(doc) for doc in added))
+            return added
+
+        return len(await transact(self._store.db, self._outbox, add))

@@ -13,7 +13,9 @@ import structlog
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
+from winkit.catalog.read_model import CatalogReadModel
 from winkit.catalog.store import CatalogStore
+from winkit.platform.database import Document
 from winkit.platform.errors import Conflict, OutOfStock, PricesChanged
 from winkit.platform.events import Outbox, new_event, transact
 from winkit.platform.money import to_rupees
@@ -21,6 +23,7 @@ from winkit.platform.money import to_rupees
 log = structlog.get_logger("winkit.stock")
 
 RESERVED, CONFIRMED, RELEASED = "reserved", "confirmed", "released"
+STOCK_CHANGED = "stock.changed"
 
 
 def _available(product: dict[str, Any] | None) -> int:
@@ -74,7 +77,7 @@ class Refused(Exception):
 
 def stock_changed(product_id: str, stock: int, delta: int, reason: str, order_id: str | None) -> dict[str, Any]:
     data = {"product_id": product_id, "stock": stock, "delta": delta, "reason": reason, "order_id": order_id}
-    return new_event("stock.changed", "catalog", data)
+    return new_event(STOCK_CHANGED, "catalog", data)
 
 
 def _refusal(refused: Refused) -> Conflict:
@@ -88,41 +91,54 @@ def _refusal(refused: Refused) -> Conflict:
 
 
 class Stock:
-    def __init__(self, store: CatalogStore, outbox: Outbox) -> None:
+    """Stock changes made here show at once in this replica's read model (a shopper reads
+    their own checkout); other replicas learn of them from ``stock.changed``."""
+
+    def __init__(self, store: CatalogStore, outbox: Outbox, read_model: CatalogReadModel) -> None:
         self._store = store
         self._outbox = outbox
+        self._read_model = read_model
 
     async def reserve(self, order_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
         existing = await self._store.reservation(order_id)
         if existing is None:
             try:
-                await transact(self._store.db, self._outbox, lambda s: self._take_all(s, order_id, items))
+                taken = await transact(self._store.db, self._outbox, lambda s: self._take_all(s, order_id, items))
             except Refused as refused:
                 problem = _refusal(refused)
                 log.info("reservation_refused", order_id=order_id, reason=problem.slug, lines=len(items))
                 raise problem from None
             except DuplicateKeyError:
                 pass  # the same order reserved concurrently: report what was stored
+            else:
+                for product in taken:
+                    self._read_model.apply(product)
             existing = await self._store.reservation(order_id)
         assert existing is not None
         if existing["status"] == RELEASED:
             raise Conflict("This order's reservation was already released.")
         return {"order_id": order_id, "status": existing["status"], "items": existing["items"]}
 
-    async def _take_all(self, session: AsyncClientSession, order_id: str, items: list[dict[str, Any]]) -> None:
+    async def _take_all(
+        self, session: AsyncClientSession, order_id: str, items: list[dict[str, Any]]
+    ) -> list[Document]:
+        """Take every line's stock; the products as they are after."""
         now = datetime.now(UTC)
         await self._store.insert_reservation(
             session, {"_id": order_id, "items": items, "status": RESERVED, "created_at": now, "updated_at": now}
         )
-        refused, events = [], []
+        refused, taken, events = [], [], []
         # A fixed order of products keeps concurrent checkouts from deadlocking each other.
         for item in sorted(items, key=lambda i: i["product_id"]):
             price = item.get("price_paise")
-            stock = await self._store.take_stock(session, item["product_id"], item["quantity"], price)
-            if stock is None:
+            product = await self._store.take_stock(session, item["product_id"], item["quantity"], price)
+            if product is None:
                 refused.append(item)
             else:
-                events.append(stock_changed(item["product_id"], stock, -item["quantity"], "reserved", order_id))
+                taken.append(product)
+                events.append(
+                    stock_changed(item["product_id"], product["stock"], -item["quantity"], "reserved", order_id)
+                )
         if refused:
             # Read in this transaction: what made the lines fail is what the answer says.
             found = {
@@ -133,17 +149,21 @@ class Stock:
             short = [i for i in refused if i not in repriced]
             raise Refused(_described(short, found), _described(repriced, found))  # aborts: nothing was taken
         await self._outbox.add(session, *events)
+        return taken
 
     async def release(self, order_id: str) -> dict[str, Any]:
-        await transact(self._store.db, self._outbox, lambda s: self.release_in(s, order_id))
+        given_back = await transact(self._store.db, self._outbox, lambda s: self.release_in(s, order_id))
+        for product in given_back:
+            self._read_model.apply(product)
         released = await self._store.reservation(order_id)
         assert released is not None
         log.info("stock_released", order_id=order_id, lines=len(released["items"]))
         return {"order_id": order_id, "status": released["status"], "items": released["items"]}
 
-    async def release_in(self, session: AsyncClientSession, order_id: str) -> None:
+    async def release_in(self, session: AsyncClientSession, order_id: str) -> list[Document]:
         """Give a reservation's stock back, once; a release before any reserve leaves a
-        marker so a late reserve for the same order cannot take stock afterwards."""
+        marker so a late reserve for the same order cannot take stock afterwards. The
+        products given stock back, as they are after."""
         now = datetime.now(UTC)
         reservation = await self._store.move_reservation(
             session, order_id, [RESERVED, CONFIRMED], {"status": RELEASED, "updated_at": now}
@@ -151,13 +171,17 @@ class Stock:
         if reservation is None:
             marker = {"_id": order_id, "items": [], "status": RELEASED, "created_at": now, "updated_at": now}
             await self._store.insert_released_marker(session, marker)
-            return
-        events = []
+            return []
+        given_back, events = [], []
         for item in reservation["items"]:
-            stock = await self._store.give_back_stock(session, item["product_id"], item["quantity"])
-            if stock is not None:
-                events.append(stock_changed(item["product_id"], stock, item["quantity"], "released", order_id))
+            product = await self._store.give_back_stock(session, item["product_id"], item["quantity"])
+            if product is not None:
+                given_back.append(product)
+                events.append(
+                    stock_changed(item["product_id"], product["stock"], item["quantity"], "released", order_id)
+                )
         await self._outbox.add(session, *events)
+        return given_back
 
     async def confirm_in(self, session: AsyncClientSession, order_id: str) -> None:
         await self._store.move_reservation(

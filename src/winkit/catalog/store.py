@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel, UpdateOne
@@ -12,6 +13,11 @@ from pymongo.errors import DuplicateKeyError
 from winkit.platform.database import Document, object_id
 
 ACTIVE: Document = {"deleted_at": None}
+# Every write to a product raises its version by one (a new product is at 1), so whoever
+# holds a copy can tell a newer document from an older one.
+VERSION = "version"
+BUMP: Document = {VERSION: 1}
+ALL_PRODUCTS_BATCH = 200
 
 
 class SkuTaken(Exception):
@@ -36,26 +42,40 @@ class CatalogStore:
     async def is_empty(self) -> bool:
         return await self.products.find_one({}, {"_id": 1}) is None
 
-    async def add_missing(self, products: list[Document]) -> int:
-        """Insert products whose sku is not there yet (safe to repeat)."""
-        ops = [UpdateOne({"sku": p["sku"]}, {"$setOnInsert": p}, upsert=True) for p in products]
-        result = await self.products.bulk_write(ops, ordered=False)
-        return result.upserted_count
+    async def add_missing(
+        self,
+        products: list[Document],
+        session: AsyncClientSession | None = None,
+    ) -> list[Document]:
+        """Insert products whose sku is not there yet (safe to repeat); those inserted."""
+        ops = [UpdateOne({"sku": p["sku"]}, {"$setOnInsert": {**p, **BUMP}}, upsert=True) for p in products]
+        result = await self.products.bulk_write(ops, ordered=False, session=session)
+        return [{**products[index], **BUMP, "_id": oid} for index, oid in result.upserted_ids.items()]
 
     async def find(self, query: Document, *, limit: int | None, offset: int) -> list[Document]:
-        cursor = self.products.find({**query, **ACTIVE}).sort([("category", ASCENDING), ("name_key", ASCENDING)])
+        """Products for sale matching ``query``, by category, name and id. Shoppers' reads are
+        answered by the read model; this is the database's answer it is checked against."""
+        order = [("category", ASCENDING), ("name_key", ASCENDING), ("_id", ASCENDING)]
+        cursor = self.products.find({**query, **ACTIVE}).sort(order)
         cursor = cursor.skip(offset)
         if limit is not None:
             cursor = cursor.limit(limit)
         return await cursor.to_list()
 
+    async def all_products(self) -> AsyncIterator[Document]:
+        """Every product, deleted ones too, one at a time."""
+        # Small batches: the driver decodes each batch in one go, holding up the event loop.
+        async for doc in self.products.find({}, batch_size=ALL_PRODUCTS_BATCH):
+            yield doc
+
     async def get(self, product_id: str, session: AsyncClientSession | None = None) -> Document | None:
         oid = object_id(product_id)
         return None if oid is None else await self.products.find_one({"_id": oid, **ACTIVE}, session=session)
 
-    async def insert(self, product: Document) -> Document:
+    async def insert(self, product: Document, session: AsyncClientSession | None = None) -> Document:
+        product = {**product, **BUMP}
         try:
-            result = await self.products.insert_one(product)
+            result = await self.products.insert_one(product, session=session)
         except DuplicateKeyError as exc:
             raise SkuTaken(product["sku"]) from exc
         return {**product, "_id": result.inserted_id}
@@ -68,7 +88,9 @@ class CatalogStore:
             return None
         # update_one + read by _id: SecantusDB scans the collection for find_one_and_update
         # with a filter beyond _id.
-        result = await self.products.update_one({"_id": oid, **ACTIVE}, {"$set": changes}, session=session)
+        result = await self.products.update_one(
+            {"_id": oid, **ACTIVE}, {"$set": changes, "$inc": BUMP}, session=session
+        )
         if result.matched_count == 0:
             return None
         return await self.products.find_one({"_id": oid}, session=session)
@@ -82,30 +104,29 @@ class CatalogStore:
     # stock
     async def take_stock(
         self, session: AsyncClientSession, product_id: str, quantity: int, price_paise: int | None = None
-    ) -> int | None:
+    ) -> Document | None:
         """Decrement stock if enough is there (and the price is still ``price_paise``, when
-        given); the new stock, or None when short, repriced or unknown."""
+        given); the product after, or None when short, repriced or unknown."""
         oid = object_id(product_id)
         if oid is None:
             return None
         price = {} if price_paise is None else {"price_paise": price_paise}
         result = await self.products.update_one(
             {"_id": oid, "stock": {"$gte": quantity}, **price, **ACTIVE},
-            {"$inc": {"stock": -quantity}},
+            {"$inc": {"stock": -quantity, **BUMP}},
             session=session,
         )
         if result.modified_count == 0:
             return None
-        doc = await self.products.find_one({"_id": oid}, {"stock": 1}, session=session)
-        return None if doc is None else int(doc["stock"])
+        return await self.products.find_one({"_id": oid}, session=session)
 
-    async def give_back_stock(self, session: AsyncClientSession, product_id: str, quantity: int) -> int | None:
+    async def give_back_stock(self, session: AsyncClientSession, product_id: str, quantity: int) -> Document | None:
+        """Add ``quantity`` to a product's stock (a deleted one too); the product after."""
         oid = object_id(product_id)
         if oid is None:
             return None
-        await self.products.update_one({"_id": oid}, {"$inc": {"stock": quantity}}, session=session)
-        doc = await self.products.find_one({"_id": oid}, {"stock": 1}, session=session)
-        return None if doc is None else int(doc["stock"])
+        await self.products.update_one({"_id": oid}, {"$inc": {"stock": quantity, **BUMP}}, session=session)
+        return await self.products.find_one({"_id": oid}, session=session)
 
     # reservations, keyed by order id
     async def reservation(self, order_id: str) -> Document | None:
@@ -132,6 +153,8 @@ class CatalogStore:
         )
 
     async def category_counts(self) -> list[Document]:
+        """Products for sale per category, by name: the database's answer the read model is
+        checked against."""
         pipeline = [
             {"$match": ACTIVE},
             {"$group": {"_id": "$category", "count": {"$sum": 1}}},
