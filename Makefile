@@ -19,8 +19,19 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/gateway_overhead.py
+# `make bench` (about 7 minutes; BENCH_ARGS=--quick for a smoke run, see `python -m bench --help`):
+# the bench extra (matplotlib) on top of the usual install, and Debian's wrk when it is missing.
+BENCH_STAMP := $(VENV)/.bench-stamp
+BENCH_ARGS  ?=
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[embedded,app,test,bench]'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null || ! command -v apt-get >/dev/null \
+		|| (apt-get update -qq && apt-get install -y -qq wrk >/dev/null) || echo "could not install wrk"
+	@command -v wrk >/dev/null || { echo "make bench needs wrk (apt-get install wrk)"; exit 1; }
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # The phone app, on a machine with the Flutter SDK: make mobile TARGET=apk (or aab, ipa).
 # Packs only the app's own code (src/winkit/app without its web server) with mobile/.

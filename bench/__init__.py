@@ -1,0 +1,1 @@
+"""`make bench`: Winkit's benchmark harness (see bench/__main__.py and docs/benchmarks.md)."""
