@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient, MongoClient
 from test_users_api import assert_problem
 
 from winkit.platform.auth import ServiceTokens
-from winkit.platform.events import Event, EventBus, Outbox, _in_rounds, new_event, transact
+from winkit.platform.events import PENDING, Event, EventBus, Outbox, _in_rounds, new_event, transact
 from winkit.platform.keys import service_secret
 
 
@@ -195,6 +195,10 @@ async def test_a_committed_event_reaches_its_handler_without_waiting_for_a_timer
     client: AsyncMongoClient = AsyncMongoClient(mongodb_uri)
     db = client[f"winkit_relay_{uuid.uuid4().hex[:8]}"]
     outbox = Outbox(db)
+    # Left unpublished by a version that did not flag pending events: still published.
+    legacy = new_event("stock.changed", "test", {"product_id": uuid.uuid4().hex, "stock": 1, "delta": 0})
+    del legacy[PENDING]
+    await outbox.collection.insert_one(legacy)
     await outbox.ensure_indexes()
     hour = 3600.0
     bus = EventBus(
@@ -220,6 +224,9 @@ async def test_a_committed_event_reaches_its_handler_without_waiting_for_a_timer
     bus.subscribe("stock.changed", handle)
     await bus.start()
     try:
+        async with asyncio.timeout(60):
+            while legacy["_id"] not in handled:
+                await asyncio.sleep(0.01)
         await commit_and_wait()  # the first may be found by the sweep at start
         await commit_and_wait()  # later ones only by the handover: the next sweep is an hour away
         await commit_and_wait()
