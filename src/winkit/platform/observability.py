@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
 import uuid
 from types import TracebackType
@@ -90,8 +91,9 @@ _render_json = structlog.processors.JSONRenderer()
 
 def render_redacted_json(logger: object, name: str, event_dict: EventDict) -> str:
     """The line as JSON, then the safety net over all of it (every field, a traceback or a
-    library's own message included), in one pass over one string."""
-    return redact_text(_render_json(logger, name, event_dict))
+    library's own message included), in one pass over one string. The event comes first:
+    it is what a person scans for."""
+    return redact_text(_render_json(logger, name, {"event": event_dict.pop("event", None), **event_dict}))
 
 
 # What every line gets, whether structlog or the standard library's logging wrote it.
@@ -103,17 +105,34 @@ _SHARED_PROCESSORS: list[Processor] = [
 ]
 
 
+# How every line ends: tracebacks rendered, secrets redacted, one JSON object.
+_RENDERING: list[Processor] = [structlog.processors.format_exc_info, redact_secret_fields, render_redacted_json]
+
+
 def _json_formatter() -> logging.Formatter:
-    """Renders any log record as one JSON object on one line."""
+    """Renders a standard-library log record as one JSON object on one line."""
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=_SHARED_PROCESSORS,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            redact_secret_fields,
-            render_redacted_json,
-        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *_RENDERING],
     )
+
+
+class _StdoutLineLogger:
+    """Where structlog's own lines go: straight to whatever sys.stdout is then (tests swap
+    it), flushed. Skipping the standard library's records, caller lookup and handlers
+    roughly halves what a request's access line costs (measured with py-spy under wrk)."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name or ""
+
+    def msg(self, line: str) -> None:
+        with self._lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    debug = info = warning = error = critical = exception = msg
 
 
 class _StdoutHandler(logging.StreamHandler[TextIO]):
@@ -166,9 +185,9 @@ def configure_logging(level: str = "INFO") -> None:
         logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
     logging.captureWarnings(True)
     structlog.configure(
-        processors=[*_SHARED_PROCESSORS, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*_SHARED_PROCESSORS, *_RENDERING],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.stdlib.LoggerFactory(),
+        logger_factory=_StdoutLineLogger,
         cache_logger_on_first_use=True,
     )
 
