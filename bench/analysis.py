@@ -15,6 +15,12 @@ GATEWAY_VS_DIRECT_MIN = 0.70
 GATEWAY_ADDED_P50_MAX_MS = 1.0
 READABLE_P50_MAX_MS = 20.0
 READABLE_P99_MAX_MS = 100.0
+CHECKOUT_SPEEDUP_MIN = 2.0
+# Checkout before this work (commit 38df0c8: the Python gateway, catalog reads from the
+# database, one-second relay and consumer timers), measured with this harness's checkout
+# part on this machine, quiet, on 2026-11-26. The old code cannot run in the same process
+# tree as the new, so this is the one number not measured in the same run.
+CHECKOUT_BEFORE = {"commit": "38df0c8", "orders_per_s": 43.0, "db_ops_per_order": 38.4}
 
 
 def _median(values: list[float]) -> float | None:
@@ -199,6 +205,23 @@ def verdicts(result: dict[str, Any]) -> list[Verdict]:
             over = worst["gateway_added_p50_ms"] - GATEWAY_ADDED_P50_MAX_MS
             shortfall = f"missed on {len(misses)} of {len(c1)} paths; worst `{worst['path']}`, {over:.2f} ms over"
         found.append(Verdict("gateway-added-latency", goal, measured, not misses, shortfall))
+
+    checkout = result.get("checkout") or {}
+    before = CHECKOUT_BEFORE["orders_per_s"]
+    goal = f"checkout ≥ {CHECKOUT_SPEEDUP_MIN:g}× the orders/s of {CHECKOUT_BEFORE['commit']} ({before:g}/s)"
+    if not checkout.get("orders_per_s"):
+        found.append(Verdict("checkout-vs-before", goal, "not measured", None))
+    else:
+        speedup = checkout["orders_per_s"] / before
+        ops = (checkout.get("db_ops") or {}).get("total_per_order")
+        measured = f"{checkout['orders_per_s']:.1f}/s ({speedup:.2f}×)"
+        if ops:
+            measured += f"; {ops:.1f} database operations per order (before: {CHECKOUT_BEFORE['db_ops_per_order']:g})"
+        met = speedup >= CHECKOUT_SPEEDUP_MIN
+        shortfall = (
+            "" if met else f"it would need {CHECKOUT_SPEEDUP_MIN * before / checkout['orders_per_s']:.1f}× its orders/s"
+        )
+        found.append(Verdict("checkout-vs-before", goal, measured, met, shortfall))
 
     by_shoppers = {v["shoppers"]: v for v in result.get("visibility", [])}
     for name, shoppers, key, limit in (

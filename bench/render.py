@@ -217,7 +217,8 @@ def render_markdown(
         " explanations live in bench/notes.md. -->",
         "",
         f"`make bench` (`python -m bench`, options: `python -m bench --help`) starts Winkit as `make run` does"
-        " (`winkit run` in a temporary data dir, on free ports, with the gateway's rate limits raised), then"
+        " (`winkit run` in a temporary data dir, on free ports, at the default log level: an access line"
+        " per request; with the rate limits raised), then"
         " measures it. This page is rendered from the newest file in `bench/results/`"
         f" (`{source}`, started {result['started_utc']}, took {_f(result.get('wall_seconds'))} s"
         f"{', a --quick smoke run' if result.get('quick') else ''}).",

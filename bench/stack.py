@@ -63,7 +63,8 @@ def isolated_env(data_dir: Path) -> tuple[dict[str, str], dict[str, int]]:
     variables = {
         "WINKIT_ENV": "dev",
         "WINKIT_DATA_DIR": str(data_dir),
-        "WINKIT_LOG_LEVEL": "WARNING",
+        # The default level: every request's access line is written, as in production.
+        "WINKIT_LOG_LEVEL": "INFO",
         **{f"WINKIT_{name.upper()}": str(ports[name.removesuffix("_port")]) for name in port_settings()},
         **{f"WINKIT_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in SERVICES},
         "WINKIT_GATEWAY_DEFAULT_RATE_LIMIT": NO_LIMIT,
