@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "winkit needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[embedded,app,test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[embedded,app,test,bench]'
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -20,14 +20,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # `make bench` (about 7 minutes; BENCH_ARGS=--quick for a smoke run, see `python -m bench --help`):
-# the bench extra (matplotlib) on top of the usual install, and Debian's wrk when it is missing.
-BENCH_STAMP := $(VENV)/.bench-stamp
-BENCH_ARGS  ?=
-$(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[embedded,app,test,bench]'
-	@touch $(BENCH_STAMP)
-
-bench: $(BENCH_STAMP)
+# the usual install (its bench extra draws the plots; the tests render them too), and
+# Debian's wrk when it is missing.
+BENCH_ARGS ?=
+bench: $(STAMP)
 	@command -v wrk >/dev/null || ! command -v apt-get >/dev/null \
 		|| (apt-get update -qq && apt-get install -y -qq wrk >/dev/null) || echo "could not install wrk"
 	@command -v wrk >/dev/null || { echo "make bench needs wrk (apt-get install wrk)"; exit 1; }

@@ -97,6 +97,24 @@ class Screen:
         button.wait_for(timeout=UI_TIMEOUT_MS)
         button.click()
 
+    def click_until(self, control: Any, shown: Any) -> None:
+        """Click ``control`` (a locator) until ``shown`` appears. A view that is redrawing
+        (live updates, results arriving) can lose a click: the control is still there and
+        nothing happened, so it is clicked again; once it is gone, the click was taken."""
+        control.wait_for(timeout=UI_TIMEOUT_MS)
+        for _ in range(3):
+            control.click()
+            try:
+                shown.wait_for(timeout=10_000)
+                return
+            except PlaywrightTimeout:
+                if not control.is_visible():
+                    break
+        shown.wait_for(timeout=UI_TIMEOUT_MS)
+
+    def tab(self, name: str) -> Any:
+        return self.page.get_by_role("tab", name=re.compile(f"{name}$"))
+
     def shows(self, text: str) -> Any:
         """Text on screen: Flutter puts it in an element's text or in its aria-label."""
         quoted = json.dumps(text, ensure_ascii=False)
@@ -159,14 +177,15 @@ def test_a_new_shopper_orders_and_watches_staff_deliver_it_live(app_stack, brows
     shopper = Screen(browser, app_stack.url, PHONE).open("/")
     shopper.fill("Search groceries", name)
     shopper.page.keyboard.press("Enter")
+    # The results replace the grid; a click while they are drawn may land on the old one.
+    shopper.wait_for_text(f'Results for "{name}"')
     # Browsing needs no account; adding asks the shopper to sign in first.
-    shopper.click(f"Add {name} to cart")
+    shopper.click_until(shopper.button(f"Add {name} to cart"), shopper.button("New to Winkit? Create an account"))
     sign_up(shopper, users, "Meera Shopper")
     shopper.click(f"One more {name}")
     shopper.wait_for_text("2 in cart")
 
-    shopper.page.get_by_role("tab", name=re.compile("Cart$")).click()
-    shopper.wait_for_text("Add ₹139 more for free delivery")
+    shopper.click_until(shopper.tab("Cart"), shopper.shows("Add ₹139 more for free delivery"))
     shopper.click("Checkout · ₹85")
     fill_address(shopper, "Meera Shopper", "98765 43210", "4 Residency Road", "Bengaluru", "560025")
     shopper.click("Place order · ₹85")
@@ -184,9 +203,9 @@ def test_a_new_shopper_orders_and_watches_staff_deliver_it_live(app_stack, brows
         ("Hand to rider", "On the way"),
         ("Mark delivered", "Delivered"),
     ]:
-        board.click(f"{action} order {number}")
-        # The shopper's tracking screen moves by itself: no reload, no click.
-        shopper.wait_for_text(f"Order status: {status}")
+        # The board redraws whenever any order moves: a click may need repeating.
+        board.click_until(board.button(f"{action} order {number}"), shopper.shows(f"Order status: {status}"))
+        # The shopper's tracking screen moved by itself: no reload, no click.
         shopper.wait_for_text(f"{status}: now")
     shopper.wait_for_text("Delivered at")
     board.shows(number).wait_for(state="detached", timeout=UI_TIMEOUT_MS)
@@ -204,7 +223,7 @@ def test_an_out_of_stock_checkout_says_which_item_and_offers_a_fix(app_stack, br
     sign_in(screen, customer.email, customer.password)
     # Signed in, the app draws the catalog; a tab clicked before it is drawn may be lost.
     screen.wait_for_text("All products")
-    screen.page.get_by_role("tab", name=re.compile("Cart$")).click()
+    screen.click_until(screen.tab("Cart"), screen.button("Checkout · ₹205"))
     screen.click("Checkout · ₹205")
     fill_address(screen, "Asha", "9876543210", "1 Lake View", "Pune", "411001")
     catalog.patch(f"/products/{product['id']}", json={"stock": 1}, headers=staff_headers)

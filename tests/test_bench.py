@@ -113,7 +113,6 @@ def sample_result() -> dict[str, Any]:
 
 
 def test_the_report_renders_with_plots_and_keeps_explanations(tmp_path):
-    pytest.importorskip("matplotlib", reason="matplotlib comes with the bench extra (`make bench` installs it)")
     result_file = tmp_path / "results" / "20260101T000000Z.json"
     result_file.parent.mkdir()
     result_file.write_text(json.dumps(sample_result()))

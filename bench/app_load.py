@@ -9,7 +9,7 @@ frame is Flutter's `flutter-first-frame` event.
 The server compresses each file quickly on its first request and at the best level in the
 background, so the first run after a fresh start warms it up and is not counted.
 
-Run: .venv/bin/python benchmarks/app_load.py [--url http://localhost:8080] [--runs 5]
+Run: .venv/bin/python bench/app_load.py [--url http://localhost:8080] [--runs 5]
 """
 
 from __future__ import annotations
