@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness import Customer, Gateway, LiveServer, bound_socket, free_port, listen_port, login, register
+from harness import Customer, Gateway, LiveServer, bound_socket, free_port, login, register
 
 from winkit.launcher import Child, Supervisor, mongodb_child, nats_child
 from winkit.platform.settings import Settings
@@ -103,7 +103,7 @@ def stack(workdir: Path, mongodb_uri: str, nats_server: Nats) -> Iterator[Stack]
     sockets = {name: bound_socket() for name in SERVICE_NAMES}
     urls = {name: f"http://127.0.0.1:{s.getsockname()[1]}" for name, s in sockets.items()}
     # Where the stack's public gateway will listen (AppStack starts it): image links point here.
-    gateway_port = listen_port()
+    gateway_port = free_port()
     public_api_url = f"http://127.0.0.1:{gateway_port}/api"
     settings = stack_settings(
         workdir, mongodb_uri, urls, nats_url=nats_server.url, gateway_port=gateway_port, public_api_url=public_api_url

@@ -33,25 +33,24 @@ def bound_socket() -> socket.socket:
     return sock
 
 
-def free_port() -> int:
-    with bound_socket() as sock:
-        return sock.getsockname()[1]
-
-
-# For processes that bind a port by number some time after it is picked (Envoy, the
-# gateway of a stack): below the kernel's ephemeral range, so no outgoing connection of
-# the suite can be holding it by then.
+# Ports for processes that bind them by number some time after they are picked (a
+# `winkit run`, SecantusDB, nats-server, Envoy): below the kernel's ephemeral range, so no
+# outgoing connection of the suite can be holding one by then, and never handed out twice.
 _FIXED_PORTS = range(20_000, 32_000)
+_HANDED_OUT: set[int] = set()
 
 
-def listen_port() -> int:
-    for _ in range(100):
+def free_port() -> int:
+    for _ in range(1000):
         port = random.choice(_FIXED_PORTS)
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
+        _HANDED_OUT.add(port)
         return port
     raise RuntimeError("no free port below the ephemeral range")
 
@@ -88,7 +87,7 @@ class Gateway:
     def __init__(self, settings: Settings, workdir: Path, services: Iterable[str] | None = None) -> None:
         from winkit.gateway.app import create_app
 
-        ports = {"gateway_admin_port": listen_port(), "gateway_metrics_port": listen_port()}
+        ports = {"gateway_admin_port": free_port(), "gateway_metrics_port": free_port()}
         self.settings = settings.model_copy(update=ports)
         self.url = f"http://127.0.0.1:{self.settings.gateway_port}"
         self.metrics_url = f"http://127.0.0.1:{self.settings.gateway_metrics_port}/metrics"
@@ -155,15 +154,17 @@ def start_winkit_run(env: dict[str, str], timeout: float = 120) -> subprocess.Po
 
     threading.Thread(target=read, daemon=True).start()
     deadline = time.monotonic() + timeout
+    said: list[str] = []
     try:
         while (line := lines.get(timeout=max(deadline - time.monotonic(), 0.01))) is not None:
             if "is up" in line:
                 return process
+            said.append(line)
     except queue.Empty:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
-        raise AssertionError(f"winkit run was not up within {timeout:.0f} s") from None
-    raise AssertionError(f"winkit run ended early with {process.wait()}")
+        raise AssertionError(f"winkit run was not up within {timeout:.0f} s:\n{''.join(said)}") from None
+    raise AssertionError(f"winkit run ended early with {process.wait()}:\n{''.join(said)}")
 
 
 @dataclass

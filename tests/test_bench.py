@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import free_port
 
 ROOT = Path(__file__).parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import render, stack, wrk  # noqa: E402
+from bench import render, wrk  # noqa: E402
 
 PATHS = ["GET /products", "GET /products/{id}", "GET /categories"]
 # req/s per (target, connections): the gateway falls under 70% of direct at -c8.
@@ -142,7 +143,7 @@ def test_wrk_reports_json_and_counts_only_2xx(tmp_path):
     responses = tmp_path / "responses.json"
     recorded = {"headers": [["content-type", "application/json"]], "body_b64": base64.b64encode(body).decode()}
     responses.write_text(json.dumps({"/ok": {"status": 200, **recorded}}))
-    port = stack.free_port()
+    port = free_port()
     bare = wrk.start_bare(responses, port, tmp_path / "bare.log")
     try:
         ok = wrk.run(f"http://127.0.0.1:{port}/ok", 2, 1, watch={"bare": bare.pid})

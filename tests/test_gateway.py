@@ -24,7 +24,7 @@ from harness import (
     LiveServer,
     bound_socket,
     eventually,
-    listen_port,
+    free_port,
     new_product,
     next_event,
     register,
@@ -49,7 +49,7 @@ class Gateways:
         self._clients: list[httpx.Client] = []
 
     def start(self, **overrides: Any) -> httpx.Client:
-        settings = self.stack.settings.model_copy(update={"gateway_port": listen_port(), **overrides})
+        settings = self.stack.settings.model_copy(update={"gateway_port": free_port(), **overrides})
         gateway = Gateway(settings, self.stack.workdir, self.services)
         self._started.append(gateway)
         gateway.start()
