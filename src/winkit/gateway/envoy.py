@@ -173,15 +173,16 @@ def _not_found() -> Config:
     return {"status": 404}
 
 
+def _private_matches(prefix: str) -> list[Config]:
+    """A service's paths that are never routed: server-to-server calls and its own metrics.
+    Paths are normalised first (../, //, %-escapes of unreserved characters), so no
+    spelling of /internal gets through."""
+    return [{"path_separated_prefix": f"{prefix}/internal"}, {"path": f"{prefix}/metrics"}]
+
+
 def _service_routes(service: str, timeout: float) -> list[Config]:
     prefix = f"/api/{service}"
-    # Never routed: server-to-server calls and the service's own metrics. Paths are
-    # normalised first (../, //, %-escapes of unreserved characters), so no spelling of
-    # /internal gets through.
-    routes: list[Config] = [
-        {"match": {"path_separated_prefix": f"{prefix}/internal"}, "direct_response": _not_found()},
-        {"match": {"path": f"{prefix}/metrics"}, "direct_response": _not_found()},
-    ]
+    routes: list[Config] = [{"match": match, "direct_response": _not_found()} for match in _private_matches(prefix)]
     if service in STREAM_PATHS:
         routes.append(
             {
@@ -219,8 +220,7 @@ def _jwt_rules() -> list[Config]:
     # Never routed, so a 404 whatever the token.
     private: list[Config] = [{"match": {"prefix": "/", "headers": [preflight]}, "requires": optional}]
     for service in SERVICE_PORTS:
-        private.append({"match": {"path_separated_prefix": f"/api/{service}/internal"}, "requires": optional})
-        private.append({"match": {"path": f"/api/{service}/metrics"}, "requires": optional})
+        private += [{"match": match, "requires": optional} for match in _private_matches(f"/api/{service}")]
     rules: list[Config] = [
         *private,
         {"match": {"path": "/api/users/profile"}, "requires": required},
