@@ -32,6 +32,10 @@ OPERATION_TIMEOUT_MS = 10_000
 
 
 def connect(settings: Settings, service: ServiceName) -> AsyncMongoClient[Document]:
+    # Credentials beside the URI win over any inside it; none given, the URI's stay.
+    credentials: dict[str, str | None] = {}
+    if settings.mongodb_username is not None:
+        credentials = {"username": settings.mongodb_username, "password": settings.effective_mongodb_password()}
     return AsyncMongoClient(
         settings.mongodb_uri_for(service),
         tz_aware=True,
@@ -39,6 +43,7 @@ def connect(settings: Settings, service: ServiceName) -> AsyncMongoClient[Docume
         serverSelectionTimeoutMS=5_000,
         maxIdleTimeMS=MAX_IDLE_TIME_MS,
         timeoutMS=OPERATION_TIMEOUT_MS,
+        **credentials,
     )
 
 

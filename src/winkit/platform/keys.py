@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from winkit.platform.settings import Settings
+from winkit.platform.settings import Settings, secret_value
 
 
 class KeyConfigurationError(RuntimeError):
@@ -53,10 +53,9 @@ def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
 
 
 def service_secret(settings: Settings) -> str:
-    if settings.service_secret is not None:
-        return settings.service_secret.get_secret_value()
-    if settings.service_secret_file is not None:
-        return settings.service_secret_file.read_text().strip()
+    given = secret_value(settings.service_secret, settings.service_secret_file)
+    if given is not None:
+        return given
     if settings.env == "prod":
         raise KeyConfigurationError("WINKIT_SERVICE_SECRET or WINKIT_SERVICE_SECRET_FILE must be set in prod")
     path = settings.keys_dir / "service-secret"

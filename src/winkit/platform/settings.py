@@ -27,6 +27,16 @@ def parse_rate_limit(text: str) -> tuple[int, int]:
     return int(match[1]), _RATE_LIMIT_UNITS[match[2]]
 
 
+def secret_value(value: SecretStr | None, file: Path | None) -> str | None:
+    """A secret given in the environment, or else in a file (a mounted Kubernetes or
+    Compose secret), without its trailing newline."""
+    if value is not None:
+        return value.get_secret_value()
+    if file is not None:
+        return file.read_text().strip()
+    return None
+
+
 SERVICE_PORTS: dict[str, int] = {"users": 8001, "catalog": 8002, "orders": 8003, "delivery": 8004}
 
 
@@ -46,6 +56,11 @@ class Settings(BaseSettings):
     orders_mongodb_uri: str | None = None
     delivery_mongodb_uri: str | None = None
     embedded_mongodb_port: int = 27017
+    # Credentials given beside the URI, so the URI (hosts, replica set, TLS) can be shared
+    # while each service signs in as its own database user with rights to its own database.
+    mongodb_username: str | None = None
+    mongodb_password: SecretStr | None = None
+    mongodb_password_file: Path | None = None
 
     # Event bus. Unset: `winkit run` starts the embedded nats-server on embedded_nats_port.
     nats_url: str | None = None
@@ -114,6 +129,7 @@ class Settings(BaseSettings):
     smtp_port: int = 587
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    smtp_password_file: Path | None = None
     smtp_starttls: bool = True
     mail_from: str = "Winkit <no-reply@winkit.local>"
 
@@ -166,6 +182,12 @@ class Settings(BaseSettings):
 
     def service_url(self, service: ServiceName) -> str:
         return getattr(self, f"{service}_url")
+
+    def effective_mongodb_password(self) -> str | None:
+        return secret_value(self.mongodb_password, self.mongodb_password_file)
+
+    def effective_smtp_password(self) -> str | None:
+        return secret_value(self.smtp_password, self.smtp_password_file)
 
     @staticmethod
     def database_name(service: ServiceName) -> str:

@@ -28,8 +28,9 @@ class SmtpSender:
         with smtplib.SMTP(s.smtp_host or "", s.smtp_port, timeout=10) as smtp:
             if s.smtp_starttls:
                 smtp.starttls()
-            if s.smtp_username and s.smtp_password:
-                smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
+            password = s.effective_smtp_password()
+            if s.smtp_username and password:
+                smtp.login(s.smtp_username, password)
             smtp.send_message(message)
 
     async def send(self, to: str, subject: str, body: str) -> None:
