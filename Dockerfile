@@ -8,7 +8,8 @@
 # this image writes: docker run --entrypoint winkit winkit:local gateway envoy-config
 # Build: docker build -t winkit:local .   (docs/deployment.md has the rest)
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# Pinned by tag and digest (Renovate updates both).
+ARG PYTHON_IMAGE=python:3.11.15-slim@sha256:90744cff8f32887f075c47d747a173ff333e9e98801667af93c357fa9f5e28ff
 
 # --- build: a wheel of the project, installed with the app extra into /opt/venv -----------
 FROM ${PYTHON_IMAGE} AS build
@@ -19,23 +20,38 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 
 WORKDIR /src
 # Only what the wheel is built from (.dockerignore keeps everything else out of the context).
+COPY requirements/build.txt requirements/image.txt ./requirements/
 COPY pyproject.toml README.md ./
 COPY src ./src
 
-# The runtime dependencies plus the `app` extra (the Flet web app and its Flutter build);
-# never `test`, nor `embedded` (containers use real MongoDB, NATS and the Envoy image).
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
+# Every package at the version and hash the lock files name: the build backend for the
+# wheel, then the runtime dependencies plus the `app` extra (the Flet web app and its
+# Flutter build) into the venv; never `test`, nor `embedded` (containers use real MongoDB,
+# NATS and the Envoy image). The project's own wheel goes in last, without dependencies.
+RUN python -m pip install --require-hashes -r requirements/build.txt \
+ && python -m pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
  && python -m venv /opt/venv \
- && set -- /wheels/winkit-*.whl \
- && /opt/venv/bin/pip install "$1[app]" \
+ && /opt/venv/bin/pip install --require-hashes -r requirements/image.txt \
+ && /opt/venv/bin/pip install --no-deps /wheels/winkit-*.whl \
  && /opt/venv/bin/pip uninstall --yes pip setuptools
 
 # --- runtime: the venv on a clean base, as an unprivileged user ---------------------------
 FROM ${PYTHON_IMAGE} AS runtime
 
+# OCI annotations. The build passes what only it knows, e.g. --build-arg VERSION=0.1.0
+# --build-arg REVISION=$(git rev-parse HEAD) --build-arg CREATED=$(date -u +%FT%TZ), and
+# --label org.opencontainers.image.source=<your repository's URL>.
+ARG PYTHON_IMAGE
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG CREATED=unknown
 LABEL org.opencontainers.image.title="winkit" \
       org.opencontainers.image.description="Winkit quick-commerce services (users, catalog, orders, delivery, gateway, app)" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.base.name="${PYTHON_IMAGE}"
 
 # A fixed numeric uid/gid, so Kubernetes' runAsNonRoot can verify it without a passwd lookup.
 # /etc/envoy is where `winkit gateway envoy-config` writes Envoy's configuration in Compose:

@@ -1,16 +1,20 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-# Both bootstrap .venv from pyproject.toml on first use (and again when it changes).
+# Both bootstrap .venv on first use (and again when the lock changes): every package,
+# indirect ones included, at the version and with the hashes requirements/dev.txt locks.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+LOCK   := requirements/dev.txt
+PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: run test bench mobile clean
+.PHONY: run test bench lock mobile clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "winkit needs Python 3.11 or newer")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[embedded,app,test,bench]'
+	$(PIP) install --require-hashes -r $(LOCK)
+	$(PIP) install --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 run: $(STAMP)
@@ -29,11 +33,21 @@ bench: $(STAMP)
 	@command -v wrk >/dev/null || { echo "make bench needs wrk (apt-get install wrk)"; exit 1; }
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# The lock files, after a change to pyproject.toml's pins (Renovate runs the same commands,
+# the ones each file's header names): dev.txt for make run/test (every extra and the build
+# backend), image.txt for the container (the app extra), build.txt for the image's build.
+UV_COMPILE := $(BIN)/uv pip compile --universal --python-version 3.11 --generate-hashes --quiet
+lock: $(STAMP)
+	$(PIP) install uv==0.13.9
+	$(UV_COMPILE) requirements/build.in -o requirements/build.txt
+	$(UV_COMPILE) pyproject.toml --extra app -o requirements/image.txt
+	$(UV_COMPILE) pyproject.toml requirements/build.in --extra embedded --extra app --extra test --extra bench -o $(LOCK)
+
 # The phone app, on a machine with the Flutter SDK: make mobile TARGET=apk (or aab, ipa).
 # Packs only the app's own code (src/winkit/app without its web server) with mobile/.
 TARGET ?= apk
 mobile: $(STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check flet-cli==1.0.5
+	$(PIP) install flet-cli==1.0.5
 	rm -rf build/mobile && mkdir -p build/mobile/src/winkit
 	cp mobile/pyproject.toml build/mobile/ && cp mobile/main.py build/mobile/src/
 	cp src/winkit/__init__.py build/mobile/src/winkit/ && cp -r src/winkit/app build/mobile/src/winkit/
