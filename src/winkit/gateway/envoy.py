@@ -15,13 +15,16 @@ before Envoy starts.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+from collections.abc import Mapping
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from winkit.platform import tracing
 from winkit.platform.errors import PROBLEM_JSON, PROBLEM_TYPE_BASE
 from winkit.platform.settings import SERVICE_PORTS, Settings, parse_rate_limit
 
@@ -42,6 +45,9 @@ CLIENT_PATH_KEY = "winkit.client_path"
 CLIENT_PATH = f"%FILTER_STATE({CLIENT_PATH_KEY}:PLAIN)%"
 PAGES_CLUSTER = "gateway_app"
 ADMIN_CLUSTER = "envoy_admin"
+# Where Envoy sends its spans (OTLP/HTTP) when traces are on, and as whom.
+TRACES_CLUSTER = "otel_collector"
+TRACES_SERVICE_NAME = "winkit-gateway"
 # Every service's own pages; the gateway publishes its own / and /health instead.
 SERVICE_PAGES = ("/", "/health", "/docs", "/openapi.json")
 SIGN_IN_PATHS = ("/login", "/register", "/otp/send")
@@ -298,7 +304,7 @@ def _compressor(name: str, library: Config) -> Config:
             "response_direction_config": {
                 "common_config": {
                     "min_content_length": 500,
-                    "content_type_matcher": [{"exact": t} for t in COMPRESSED_TYPES],
+                    "content_type": list(COMPRESSED_TYPES),
                 }
             },
             "compressor_library": {"name": name, "typed_config": library},
@@ -411,7 +417,48 @@ def _trusted_proxies(settings: Settings) -> list[Config]:
     ]
 
 
-def _edge_listener(settings: Settings) -> Config:
+def _sampling_percent(environ: Mapping[str, str]) -> float:
+    """The share of new traces Envoy starts, from the same OTEL_TRACES_SAMPLER(_ARG) the
+    services read: the gateway starts most traces, and the services follow its decision."""
+    sampler = environ.get("OTEL_TRACES_SAMPLER", "").strip().lower()
+    if sampler.endswith("always_off"):
+        return 0.0
+    if sampler.endswith("traceidratio"):
+        try:
+            return 100 * min(max(float(environ.get("OTEL_TRACES_SAMPLER_ARG", "1")), 0.0), 1.0)
+        except ValueError:
+            return 100.0
+    return 100.0
+
+
+def _tracing(traces_url: str, environ: Mapping[str, str]) -> Config:
+    """Envoy's OpenTelemetry tracer: a server span per request, the root of its trace (or
+    the child of a traceparent the client sent, as W3C has it), whose context goes to the
+    service in ``traceparent``; spans leave over OTLP/HTTP."""
+    return {
+        "random_sampling": {"value": _sampling_percent(environ)},
+        "provider": {
+            "name": "envoy.tracers.opentelemetry",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+                "service_name": environ.get("OTEL_SERVICE_NAME") or TRACES_SERVICE_NAME,
+                "http_service": {"http_uri": {"uri": traces_url, "cluster": TRACES_CLUSTER, "timeout": "5s"}},
+            },
+        },
+    }
+
+
+def _operation(match: Config) -> str:
+    if "path" in match:
+        return str(match["path"])
+    if "prefix" in match:
+        return f"{match['prefix']}*"
+    if "path_separated_prefix" in match:
+        return f"{match['path_separated_prefix']}/*"
+    return str(match["safe_regex"]["regex"])
+
+
+def _edge_listener(settings: Settings, traces_url: str | None) -> Config:
     routes = [
         {
             "match": {"path": page},
@@ -422,6 +469,10 @@ def _edge_listener(settings: Settings) -> Config:
     routes.append({"match": {"prefix": "/docs/"}, "route": {"cluster": PAGES_CLUSTER}})
     for service in SERVICE_PORTS:
         routes += _service_routes(service, settings.gateway_upstream_timeout)
+    if traces_url is not None:
+        for route in routes:
+            # Spans named by their route ("/api/orders/*"), not all "ingress".
+            route["decorator"] = {"operation": _operation(route["match"]), "propagate": False}
     manager: Config = {
         "@type": HTTP_CONNECTION_MANAGER,
         "stat_prefix": "edge",
@@ -497,6 +548,16 @@ def _edge_listener(settings: Settings) -> Config:
         },
         "http_filters": _http_filters(settings),
     }
+    if traces_url is not None:
+        manager["tracing"] = _tracing(traces_url, os.environ)
+        # Envoy would otherwise write the trace decision into a UUID request id the client
+        # sent, and request ids are kept as sent.
+        manager["request_id_extension"] = {
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.request_id.uuid.v3.UuidRequestIdConfig",
+                "pack_trace_reason": False,
+            }
+        }
     return {
         "name": "edge",
         "address": {"socket_address": {"address": settings.host, "port_value": settings.gateway_port}},
@@ -546,12 +607,16 @@ def _metrics_listener(settings: Settings) -> Config:
 
 def config(settings: Settings, app_url: str | None = None) -> Config:
     """Envoy's whole configuration for these settings; ``app_url`` is the gateway's Python
-    app (default: on this host at ``gateway_app_port``)."""
+    app (default: on this host at ``gateway_app_port``). With traces on (the standard
+    OTEL_* variables, as the services read them) Envoy exports spans over OTLP/HTTP."""
     pages = app_url or f"http://127.0.0.1:{settings.gateway_app_port}"
     timeout = settings.gateway_upstream_timeout
+    traces_url = tracing.otlp_traces_url()
     clusters = [_cluster(name, settings.service_url(name), timeout) for name in SERVICE_PORTS]  # type: ignore[arg-type]
     clusters.append(_cluster(PAGES_CLUSTER, pages, timeout))
     clusters.append(_cluster(ADMIN_CLUSTER, f"http://127.0.0.1:{settings.gateway_admin_port}", timeout))
+    if traces_url is not None:
+        clusters.append(_cluster(TRACES_CLUSTER, traces_url, timeout))
     return {
         "node": {"id": "winkit-gateway", "cluster": "winkit"},
         "application_log_config": {
@@ -572,7 +637,7 @@ def config(settings: Settings, app_url: str | None = None) -> Config:
             ]
         },
         "static_resources": {
-            "listeners": [_edge_listener(settings), _metrics_listener(settings)],
+            "listeners": [_edge_listener(settings, traces_url), _metrics_listener(settings)],
             "clusters": clusters,
         },
     }

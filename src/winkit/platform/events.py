@@ -38,6 +38,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
+from winkit.platform import tracing
 from winkit.platform.database import Document
 
 log = structlog.get_logger("winkit.events")
@@ -65,6 +66,9 @@ SUBJECT_PREFIX = "winkit."
 # it, not by ``published_at: null``: SecantusDB answers a null match by reading the whole
 # outbox (164 ms at 20,000 events against 1.8 ms by this flag, measured), every second.
 PENDING = "pending"
+# Outbox field holding the trace context (W3C headers) the event was written in, if traced;
+# the relay sends it in the message headers, never in the event itself.
+TRACE_CONTEXT = "trace_context"
 # Event types and their current schema version (docs/events.md describes each).
 EVENT_VERSIONS = {
     "order.created": 1,
@@ -101,7 +105,7 @@ class Event:
 def new_event(event_type: str, source: str, data: dict[str, Any]) -> Document:
     """An outbox document; insert it in the same transaction as the change it announces."""
     now = datetime.now(UTC)
-    return {
+    doc = {
         "_id": uuid.uuid4().hex,
         "type": event_type,
         "version": EVENT_VERSIONS[event_type],
@@ -112,6 +116,9 @@ def new_event(event_type: str, source: str, data: dict[str, Any]) -> Document:
         "published_at": None,
         PENDING: True,
     }
+    if trace_context := tracing.current_context():
+        doc[TRACE_CONTEXT] = trace_context
+    return doc
 
 
 def _wire(doc: Document) -> bytes:
@@ -347,10 +354,12 @@ class EventBus:
 
     def _listener(self, event_type: str, handler: Handler) -> Callable[[Any], Awaitable[None]]:
         async def hear(message: Any) -> None:
-            try:
-                await handler(Event.parse(message.data))
-            except Exception:
-                log.exception("event_listener_failed", event_type=event_type)
+            with tracing.consuming(message.subject, message.headers):
+                try:
+                    await handler(Event.parse(message.data))
+                except Exception as exc:
+                    log.exception("event_listener_failed", event_type=event_type)
+                    tracing.failed(exc)
 
         return hear
 
@@ -415,22 +424,23 @@ class EventBus:
     async def _publish(self, docs: list[Document]) -> None:
         """Publish concurrently, except that an event waits for the acknowledgement of the
         one before it about the same thing; a failure is raised once the others are in."""
-        assert self._js is not None
         for round_ in _in_rounds(docs):
-            acks = [
-                await self._js.publish_async(
-                    SUBJECT_PREFIX + doc["type"], _wire(doc), headers={"Nats-Msg-Id": doc["_id"]}
-                )
-                for doc in round_
-            ]
-            results = await asyncio.gather(
-                *(asyncio.wait_for(ack, PUBLISH_TIMEOUT) for ack in acks), return_exceptions=True
-            )
+            results = await asyncio.gather(*(self._send(doc) for doc in round_), return_exceptions=True)
             published = zip(round_, results, strict=True)
             self._outbox.published(doc["_id"] for doc, result in published if not isinstance(result, BaseException))
             failure = next((r for r in results if isinstance(r, BaseException)), None)
             if failure is not None:
                 raise failure
+
+    async def _send(self, doc: Document) -> None:
+        """Publish one event and wait for JetStream's acknowledgement; the message carries
+        the trace context the event was written in."""
+        assert self._js is not None
+        subject = SUBJECT_PREFIX + doc["type"]
+        with tracing.sending(subject, doc["_id"], doc.get(TRACE_CONTEXT)) as trace_headers:
+            headers = {"Nats-Msg-Id": doc["_id"], **trace_headers}
+            ack = await self._js.publish_async(subject, _wire(doc), headers=headers)
+            await asyncio.wait_for(ack, PUBLISH_TIMEOUT)
 
     async def _consume(self, event_type: str, durable: str, handler: Handler) -> None:
         assert self._js is not None
@@ -489,15 +499,17 @@ class EventBus:
     ) -> None:
         if before is not None:
             await asyncio.wait([before])  # its turn, not its outcome: a failed one is redelivered
-        try:
-            await handler(event)
-        except AlreadyProcessed:
-            log.info("event_duplicate_ignored", consumer=durable, event_id=event.id)
-        except Exception:
-            log.exception("event_handler_failed", consumer=durable, event_id=event.id)
-            await self._settle(durable, message.nak(delay=2))
-            return
-        await self._settle(durable, message.ack())
+        with tracing.consuming(message.subject, message.headers, durable):
+            try:
+                await handler(event)
+            except AlreadyProcessed:
+                log.info("event_duplicate_ignored", consumer=durable, event_id=event.id)
+            except Exception as exc:
+                log.exception("event_handler_failed", consumer=durable, event_id=event.id)
+                tracing.failed(exc)
+                await self._settle(durable, message.nak(delay=2))
+                return
+            await self._settle(durable, message.ack())
 
     async def _settle(self, durable: str, reply: Awaitable[None]) -> None:
         """Ack, nak or term; if the connection is gone, JetStream redelivers after ack_wait."""

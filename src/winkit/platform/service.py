@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from winkit import __version__
-from winkit.platform import idempotency
+from winkit.platform import idempotency, tracing
 from winkit.platform.auth import JwksSource, TokenVerifier
 from winkit.platform.database import close, connect, is_reachable, service_database
 from winkit.platform.docs import install_docs
@@ -107,6 +107,8 @@ def create_service_app(
                 yield
         finally:
             await close(client)
+            if traced:
+                await tracing.stop()
 
     app = FastAPI(
         title=title,
@@ -122,6 +124,8 @@ def create_service_app(
     )
     install_error_handlers(app)
     install_docs(app, title)
+    # Before the lifespan connects to MongoDB: its client picks up the tracing listener.
+    traced = tracing.instrument(app, name)
     metrics = Metrics(name)
 
     @app.get("/", tags=["service"], summary="Service name and version")
