@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 LOCK   := requirements/dev.txt
 PIP    := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: run test bench lock mobile clean
+.PHONY: run test test-fast lint bench lock mobile clean
 
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "winkit needs Python 3.11 or newer")'
@@ -22,6 +22,18 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The tests that need no server (domain rules, the app's view state, the deployment files),
+# in seconds; `make test` runs them too, with everything else.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not integration"
+
+# The linter and the type checker, as CI runs them (and the pre-commit hooks).
+LINTED := src tests bench scripts
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
 
 # `make bench` (about 7 minutes; BENCH_ARGS=--quick for a smoke run, see `python -m bench --help`):
 # the usual install (its bench extra draws the plots; the tests render them too), and

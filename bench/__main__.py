@@ -129,7 +129,7 @@ def phase(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """One part of the run; a failure is recorded (and reported) instead of losing the rest."""
     try:
         return run()
-    except Exception as exc:  # noqa: BLE001 - recorded in the result, and printed
+    except Exception as exc:
         log(f"{name} failed: {exc!r}")
         traceback.print_exc()
         return {"error": f"{type(exc).__name__}: {exc}"}

@@ -51,7 +51,7 @@ def percentiles_ms(samples: list[float]) -> dict[str, float | None]:
 
     def at(q: float) -> float:
         # Nearest rank, as wrk reports its percentiles.
-        index = min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered) + 0.5)) - 1))
+        index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))
         return ordered[index] * 1000
 
     points = {str(p): at(p) for p in range(1, 100)}

@@ -48,7 +48,7 @@ def port_settings() -> list[str]:
         "app_port",
     }
     try:
-        from winkit.platform.settings import Settings
+        from winkit.core.settings import Settings
 
         known |= {name for name in Settings.model_fields if name.endswith("_port")}
     except ImportError:  # pragma: no cover - winkit not installed: the known list

@@ -101,7 +101,8 @@ def run(
 def _communicate(process: subprocess.Popen[str]) -> tuple[str, str]:
     """Read wrk's output to the end and wait for it to exit WITHOUT reaping it, so that its
     /proc/<pid>/stat (the CPU it used) can still be read."""
-    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
     output = process.stdout.read()
     errors = process.stderr.read()
     os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)

@@ -10,11 +10,9 @@ import httpx
 import pytest
 from harness import Customer, Gateway, LiveServer, bound_socket, free_port, login, register
 
+from winkit.core.settings import SERVICE_NAMES, Settings
 from winkit.launcher import Child, Supervisor, mongodb_child, nats_child
-from winkit.platform.settings import Settings
 from winkit.users.accounts import DEV_STAFF_EMAIL, DEV_STAFF_PASSWORD
-
-SERVICE_NAMES = ("users", "catalog", "orders", "delivery")
 
 
 @pytest.fixture(scope="session")
@@ -141,6 +139,12 @@ class AppStack:
         self.gateway.stop()
 
 
+@pytest.fixture(scope="module")
+def staff(stack: Stack) -> dict[str, str]:
+    """Headers that sign requests in as the dev staff account."""
+    return stack.staff_headers()
+
+
 @pytest.fixture(scope="session")
 def app_stack(stack: Stack) -> Iterator[AppStack]:
     started = AppStack(stack)
@@ -163,6 +167,32 @@ users = _client_fixture("users")
 catalog = _client_fixture("catalog")
 orders = _client_fixture("orders")
 delivery = _client_fixture("delivery")
+
+
+# Tests that run real servers are marked `integration`; `make test-fast` leaves them out.
+# Those that need any of these fixtures...
+SERVER_FIXTURES = {"workdir", "mongodb_uri", "nats_server", "stack", "app_stack", "empty_catalog"}
+# ...and the modules that start their own (`winkit run`, Envoy, a database, uvicorn, wrk,
+# the validators' binaries), whatever fixtures they use.
+SERVER_MODULES = {
+    "test_bench",
+    "test_cli_and_startup",
+    "test_crashes",
+    "test_deploy_validators",
+    "test_idle_connections",
+    "test_jwks_backoff",
+    "test_logging",
+    "test_prod_mode",
+    "test_run_command",
+    "test_tracing",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.module.__name__ if isinstance(item, pytest.Function) else ""
+        if module in SERVER_MODULES or SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

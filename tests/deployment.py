@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from winkit.core.settings import SERVICE_PORTS, Settings
 from winkit.gateway import envoy
-from winkit.platform.settings import SERVICE_PORTS, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"

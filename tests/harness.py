@@ -21,8 +21,8 @@ import httpx
 import uvicorn
 
 from winkit.app.client import EventStreamParser
+from winkit.core.settings import SERVICE_NAMES, Settings
 from winkit.launcher import Supervisor, envoy_child
-from winkit.platform.settings import Settings
 
 
 def bound_socket() -> socket.socket:
@@ -106,9 +106,8 @@ class Gateway:
 
 
 WINKIT = Path(sys.executable).parent / "winkit"
-RUN_SERVICES = ("users", "catalog", "orders", "delivery")
 RUN_PORTS = (
-    *RUN_SERVICES,
+    *SERVICE_NAMES,
     "gateway",
     "gateway_app",
     "gateway_admin",
@@ -132,7 +131,7 @@ def isolated_run(data_dir: Path) -> tuple[dict[str, int], dict[str, str]]:
         **{
             f"WINKIT_{name.upper()}_PORT": str(ports[name]) for name in RUN_PORTS if name.startswith(("gateway", "app"))
         },
-        **{f"WINKIT_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in RUN_SERVICES},
+        **{f"WINKIT_{name.upper()}_URL": f"http://127.0.0.1:{ports[name]}" for name in SERVICE_NAMES},
     }
     clean = {k: v for k, v in os.environ.items() if not k.startswith("WINKIT_")}
     return ports, {**clean, **variables}
@@ -256,3 +255,14 @@ def server_sent_events(response: httpx.Response) -> Iterator[tuple[str, Any]]:
 def next_event(events: Iterator[tuple[str, Any]], skip: str = "comment") -> tuple[str, Any]:
     """The next event that is not a heartbeat."""
     return next(e for e in events if e[0] != skip)
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """An RFC 9457 problem with this status, as every error answers; its body."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["title"]
+    assert body["type"]
+    return body

@@ -6,8 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from harness import Customer
-from test_users_api import assert_problem
+from harness import Customer, assert_problem
 
 HOME = {
     "name": "Asha Shopper",
@@ -53,11 +52,15 @@ def test_create_get_list_patch_delete(users, stack):
         "created_at",
         "updated_at",
     }
-    assert home["phone"] == "+919876543210" and home["pincode"] == "560038" and home["is_default"] is True
+    assert home["phone"] == "+919876543210"
+    assert home["pincode"] == "560038"
+    assert home["is_default"] is True
     assert users.get(f"/addresses/{home['id']}", headers=customer.headers).json() == home
 
     office = add(users, customer, line1="Tower C, Tech Park", line2=None, landmark=" ")
-    assert office["is_default"] is False and office["line2"] is None and office["landmark"] is None
+    assert office["is_default"] is False
+    assert office["line2"] is None
+    assert office["landmark"] is None
     assert [a["id"] for a in book(users, customer)] == [home["id"], office["id"]]
 
     patched = users.patch(
@@ -65,15 +68,20 @@ def test_create_get_list_patch_delete(users, stack):
     )
     assert patched.status_code == 200, patched.text
     office_now = patched.json()
-    assert office_now["city"] == "Mysuru" and office_now["pincode"] == "570001"
-    assert office_now["line1"] == office["line1"] and office_now["created_at"] == office["created_at"]
+    assert office_now["city"] == "Mysuru"
+    assert office_now["pincode"] == "570001"
+    assert office_now["line1"] == office["line1"]
+    assert office_now["created_at"] == office["created_at"]
     assert office_now["updated_at"] > office["updated_at"]
 
     cleared = users.patch(f"/addresses/{home['id']}", json={"landmark": None}, headers=customer.headers).json()
-    assert cleared["landmark"] is None and cleared["line2"] == "Indiranagar" and cleared["is_default"] is True
+    assert cleared["landmark"] is None
+    assert cleared["line2"] == "Indiranagar"
+    assert cleared["is_default"] is True
 
     deleted = users.delete(f"/addresses/{office['id']}", headers=customer.headers)
-    assert deleted.status_code == 204 and deleted.content == b""
+    assert deleted.status_code == 204
+    assert deleted.content == b""
     assert_problem(users.get(f"/addresses/{office['id']}", headers=customer.headers), 404)
     assert_problem(users.delete(f"/addresses/{office['id']}", headers=customer.headers), 404)
     assert [a["id"] for a in book(users, customer)] == [home["id"]]
@@ -83,7 +91,8 @@ def test_make_default_moves_the_only_default(users, stack):
     customer = stack.customer()
     first, second, third = (add(users, customer, line1=f"House {n}") for n in range(3))
     made = users.patch(f"/addresses/{third['id']}", json={"is_default": True}, headers=customer.headers)
-    assert made.status_code == 200 and made.json()["is_default"] is True
+    assert made.status_code == 200
+    assert made.json()["is_default"] is True
     assert defaults(users, customer) == [third["id"]]
     # Default first, then oldest first.
     assert [a["id"] for a in book(users, customer)] == [third["id"], first["id"], second["id"]]
@@ -94,7 +103,8 @@ def test_make_default_moves_the_only_default(users, stack):
 
     # A new address can take the default when it is saved.
     fourth = add(users, customer, line1="House 4", is_default=True)
-    assert fourth["is_default"] is True and defaults(users, customer) == [fourth["id"]]
+    assert fourth["is_default"] is True
+    assert defaults(users, customer) == [fourth["id"]]
 
 
 def test_the_default_cannot_be_unset_directly(users, stack):
@@ -106,7 +116,8 @@ def test_the_default_cannot_be_unset_directly(users, stack):
     assert "make another address the default" in problem["detail"]
     # On an address that is not the default it is a no-op.
     unchanged = users.patch(f"/addresses/{office['id']}", json={"is_default": False}, headers=customer.headers)
-    assert unchanged.status_code == 200 and unchanged.json()["is_default"] is False
+    assert unchanged.status_code == 200
+    assert unchanged.json()["is_default"] is False
     assert defaults(users, customer) == [home["id"]]
 
 
@@ -276,4 +287,5 @@ def test_parallel_first_addresses_make_one_default_and_respect_the_cap(users, st
         statuses = list(pool.map(create, range(24)))
     assert sorted(statuses) == [201] * 20 + [409] * 4
     saved = book(users, customer)
-    assert len(saved) == 20 and sum(a["is_default"] for a in saved) == 1
+    assert len(saved) == 20
+    assert sum(a["is_default"] for a in saved) == 1

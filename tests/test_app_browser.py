@@ -21,7 +21,7 @@ import pytest
 from harness import eventually, latest_code, new_product, unique_email
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from winkit.platform.keys import load_signing_key, public_jwk
+from winkit.core.keys import load_signing_key, public_jwk
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

@@ -33,7 +33,8 @@ async def signed_in(http: httpx.AsyncClient, users: httpx.Client) -> tuple[Winki
     await api.register(name="Kabir", email=email, password="a long password", code=latest_code(users, email))
     session = await api.login(email, "a long password")
     api.token = session.access_token
-    assert session.role == "customer" and not session.is_staff
+    assert session.role == "customer"
+    assert not session.is_staff
     return api, email
 
 
@@ -48,14 +49,18 @@ async def staff_api(http: httpx.AsyncClient) -> WinkitApi:
 async def test_browsing_needs_no_account_and_a_stale_token_does_not_break_it(http):
     api = WinkitApi(http, token="an-expired-or-broken-token")
     categories = await api.categories()
-    assert categories and all(c.image_url.endswith("/image.svg") for c in categories)
+    assert categories
+    assert all(c.image_url.endswith("/image.svg") for c in categories)
     milk = await api.products(q="milk")
-    assert milk and all("milk" in p.name.lower() for p in milk)
+    assert milk
+    assert all("milk" in p.name.lower() for p in milk)
     one = await api.product(milk[0].id)
-    assert one == milk[0] and isinstance(one.price, Decimal)
+    assert one == milk[0]
+    assert isinstance(one.price, Decimal)
     with pytest.raises(ApiError) as refused:
         await api.profile()
-    assert refused.value.status == 401 and describe(refused.value).kind == NoticeKind.SIGNED_OUT
+    assert refused.value.status == 401
+    assert describe(refused.value).kind == NoticeKind.SIGNED_OUT
 
 
 async def test_sign_up_fill_the_cart_order_and_follow_it_live(http, users, catalog, stack):
@@ -64,12 +69,16 @@ async def test_sign_up_fill_the_cart_order_and_follow_it_live(http, users, catal
     product = new_product(catalog, stack.staff_headers(), stock=10, price=30.0)
     cart = await api.add_to_cart(product["id"], 3)
     cart = await api.remove_from_cart(product["id"], 1)
-    assert cart.count == 2 and cart.subtotal == 60 and cart.free_delivery_from == 199
+    assert cart.count == 2
+    assert cart.subtotal == 60
+    assert cart.free_delivery_from == 199
 
     key = new_key()
     placed = await api.place_order(Address.model_validate(ADDRESS), key, note="Ring the bell")
     again = await api.place_order(Address.model_validate(ADDRESS), key, note="Ring the bell")  # a retry
-    assert again.order_id == placed.order_id and placed.total == Decimal(85) and placed.promised_at
+    assert again.order_id == placed.order_id
+    assert placed.total == Decimal(85)
+    assert placed.promised_at
     assert (await api.cart()).items == []
     assert [o.order_id for o in await api.orders()] == [placed.order_id]
 
@@ -93,13 +102,15 @@ async def test_saved_addresses_and_checkout_to_one(http, users, catalog, stack):
     api, _ = await signed_in(http, users)
     home = await api.add_address(Address.model_validate(ADDRESS))
     work = await api.add_address(Address.model_validate({**ADDRESS, "line1": "WeWork, Residency Road"}))
-    assert home.is_default and not work.is_default
+    assert home.is_default
+    assert not work.is_default
     assert (await api.make_default(work.id or "")).is_default
     assert [a.id for a in await api.addresses()] == [work.id, home.id]
     product = new_product(catalog, stack.staff_headers(), stock=5)
     await api.add_to_cart(product["id"])
     order = await api.place_order(work, new_key())
-    assert order.address is not None and order.address.line1 == "WeWork, Residency Road"
+    assert order.address is not None
+    assert order.address.line1 == "WeWork, Residency Road"
     await api.delete_address(home.id or "")
     assert [a.id for a in await api.addresses()] == [work.id]
 
@@ -113,8 +124,10 @@ async def test_out_of_stock_is_a_typed_refusal_that_names_the_item(http, users, 
     with pytest.raises(ApiError) as refused:
         await api.place_order(Address.model_validate(ADDRESS), new_key())
     notice = describe(refused.value)
-    assert refused.value.status == 409 and notice.kind == NoticeKind.OUT_OF_STOCK
-    assert notice.available == {product["id"]: 2} and product["name"] in notice.text
+    assert refused.value.status == 409
+    assert notice.kind == NoticeKind.OUT_OF_STOCK
+    assert notice.available == {product["id"]: 2}
+    assert product["name"] in notice.text
     with pytest.raises(ApiError) as too_many:
         await api.add_to_cart(product["id"], 5)
     assert describe(too_many.value).available == {product["id"]: 2}
@@ -127,7 +140,8 @@ async def test_bad_input_is_a_validation_problem_with_field_messages(http, users
     wrong = Address.model_validate({**ADDRESS, "pincode": "12"})
     with pytest.raises(ApiError) as refused:
         await api.place_order(wrong, new_key())
-    assert refused.value.status == 422 and refused.value.kind == "validation"
+    assert refused.value.status == 422
+    assert refused.value.kind == "validation"
     assert "6-digit Indian pincode" in describe(refused.value).text
 
 
@@ -151,7 +165,8 @@ async def test_staff_see_the_queue_and_the_board_stream(http, users, catalog, st
             update = await anext(board)
 
     shown = await asyncio.wait_for(shown_on_the_board(), LIVE_TIMEOUT)
-    assert shown.items[0].product_id == product["id"] and shown.allowed_next == ["CONFIRMED", "CANCELLED"]
+    assert shown.items[0].product_id == product["id"]
+    assert shown.allowed_next == ["CONFIRMED", "CANCELLED"]
     assert placed.order_id in [d.order_id for d in await staff.open_deliveries()]
     with pytest.raises(ApiError) as refused:
         await api.open_deliveries()

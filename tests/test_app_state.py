@@ -91,12 +91,14 @@ def test_times_are_shown_in_india():
 
 def test_an_unreachable_api_is_an_offline_banner():
     notice = describe(ApiUnreachable("refused"))
-    assert notice.kind == NoticeKind.OFFLINE and "retry" in notice.text.lower()
+    assert notice.kind == NoticeKind.OFFLINE
+    assert "retry" in notice.text.lower()
 
 
 def test_an_ended_session_sends_the_person_to_sign_in_and_keeps_the_cart():
     notice = describe(ApiError(401, "Unauthorized", "The bearer token has expired."))
-    assert notice.kind == NoticeKind.SIGNED_OUT and "cart is saved" in notice.text
+    assert notice.kind == NoticeKind.SIGNED_OUT
+    assert "cart is saved" in notice.text
 
 
 def test_too_many_requests_says_how_long_to_wait():
@@ -118,7 +120,8 @@ def test_out_of_stock_names_each_item_and_what_is_left():
 def test_adding_past_the_stock_is_out_of_stock_too():
     error = ApiError(409, "Conflict", "Only 2 of Eggs in stock.", extensions={"product_id": "e", "available": 2})
     notice = describe(error)
-    assert notice.kind == NoticeKind.OUT_OF_STOCK and notice.available == {"e": 2}
+    assert notice.kind == NoticeKind.OUT_OF_STOCK
+    assert notice.available == {"e": 2}
 
 
 def test_invalid_input_lists_each_field_message():
@@ -129,7 +132,9 @@ def test_invalid_input_lists_each_field_message():
 
 def test_anything_else_is_an_apology_with_the_request_id():
     notice = describe(ApiError(500, "Internal Server Error", request_id="req-42"))
-    assert notice.kind == NoticeKind.ERROR and "req-42" in notice.text and "Sorry" in notice.text
+    assert notice.kind == NoticeKind.ERROR
+    assert "req-42" in notice.text
+    assert "Sorry" in notice.text
     assert "Sorry" in describe(RuntimeError("bug")).text
 
 
@@ -155,20 +160,25 @@ def test_the_cart_shows_its_bill_and_how_far_free_delivery_is():
     assert view.summary == [("Items", "₹60"), ("Delivery", "₹25"), ("To pay", "₹85")]
     assert view.free_delivery_hint == "Add ₹139 more for free delivery"
     free = CartView(cart(line("rice", 1, price="199")))
-    assert free.free_delivery_hint is None and ("Delivery", "Free") in free.summary
-    assert CartView(cart()).is_empty and CartView(cart()).free_delivery_hint is None
+    assert free.free_delivery_hint is None
+    assert ("Delivery", "Free") in free.summary
+    assert CartView(cart()).is_empty
+    assert CartView(cart()).free_delivery_hint is None
 
 
 def test_steppers_stop_at_twenty_and_the_last_minus_removes_the_line():
     one, twenty = CartView(cart(line("a", 1), line("b", 20))).lines
-    assert one.decrease_removes and one.can_increase
-    assert not twenty.can_increase and not twenty.decrease_removes
+    assert one.decrease_removes
+    assert one.can_increase
+    assert not twenty.can_increase
+    assert not twenty.decrease_removes
 
 
 def test_fixing_the_cart_takes_off_exactly_what_is_short():
     view = CartView(cart(line("a", 3), line("b", 1), line("c", 2)))
     assert view.fixes({"a": 1, "b": 0, "c": 5}) == [("a", 2), ("b", 1)]
-    assert view.quantity_of("c") == 2 and view.quantity_of("z") == 0
+    assert view.quantity_of("c") == 2
+    assert view.quantity_of("z") == 0
 
 
 # --- checkout -----------------------------------------------------------------------
@@ -189,14 +199,17 @@ def test_checkout_starts_on_the_default_address_and_places_once_at_a_time():
         Address(id="work", name="A", line1="2 X", city="Y", pincode="560001", is_default=True),
     ]
     attempt = Checkout(saved=saved, key="k1")
-    assert attempt.chosen == "work" and attempt.destination is not None
+    assert attempt.chosen == "work"
+    assert attempt.destination is not None
     full = CartView(cart(line("a", 1)))
     assert attempt.can_place(full, new_address_ok=False)
     attempt.placing = True
     assert not attempt.can_place(full, new_address_ok=True)
     new = Checkout(saved=[], key="k2")
-    assert new.chosen is None and new.destination is None
-    assert not new.can_place(full, new_address_ok=False) and new.can_place(full, new_address_ok=True)
+    assert new.chosen is None
+    assert new.destination is None
+    assert not new.can_place(full, new_address_ok=False)
+    assert new.can_place(full, new_address_ok=True)
     assert not new.can_place(CartView(cart()), new_address_ok=True)
 
 
@@ -208,7 +221,9 @@ def test_the_timeline_marks_what_happened_and_when():
     steps = tracking.steps
     assert [s.label for s in steps][:2] == ["Order placed", "Confirmed by the store"]
     assert [(s.done, s.current) for s in steps] == [(True, False), (True, True)] + [(False, False)] * 3
-    assert steps[1].at == "1:31 PM" and tracking.can_cancel and not tracking.is_final
+    assert steps[1].at == "1:31 PM"
+    assert tracking.can_cancel
+    assert not tracking.is_final
     # A screen reader hears whether each step happened, not only its name.
     assert [s.spoken for s in steps[:3]] == [
         "Order placed: done at 1:30 PM",
@@ -223,19 +238,24 @@ def test_the_promise_counts_down_then_admits_lateness_then_says_when_it_came():
     assert tracking.promise(now=T0 + timedelta(minutes=3)) == "Arriving by 1:40 PM (in 7 min)"
     assert tracking.promise(now=T0 + timedelta(minutes=12)) == "Running late: promised by 1:40 PM"
     done = Tracking(order(), delivery("PLACED", "CONFIRMED", "PACKED", "OUT_FOR_DELIVERY", "DELIVERED"))
-    assert done.promise() == "Delivered at 1:34 PM — on time" and done.is_final and not done.can_cancel
+    assert done.promise() == "Delivered at 1:34 PM — on time"
+    assert done.is_final
+    assert not done.can_cancel
     assert Tracking(order(promised=None), None).promise() is None
 
 
 def test_a_cancelled_order_shows_how_far_it_got():
     tracking = Tracking(order(), delivery("PLACED", "CONFIRMED", "CANCELLED"))
     assert [s.label for s in tracking.steps] == ["Order placed", "Confirmed by the store", "Cancelled"]
-    assert tracking.promise() is None and tracking.is_final
+    assert tracking.promise() is None
+    assert tracking.is_final
 
 
 def test_before_the_delivery_record_exists_the_order_status_shows():
     tracking = Tracking(order("PLACED"), None)
-    assert tracking.status == "PLACED" and tracking.steps[0].current and tracking.can_cancel
+    assert tracking.status == "PLACED"
+    assert tracking.steps[0].current
+    assert tracking.can_cancel
 
 
 # --- staff --------------------------------------------------------------------------

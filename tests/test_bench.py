@@ -131,8 +131,10 @@ def test_the_report_renders_with_plots_and_keeps_explanations(tmp_path):
         assert f"](benchmarks/{plot.name})" in text
     # Missed targets get a marker and the hand-written why; met ones get neither.
     assert "<!-- explain: gateway-vs-direct -->\nThe sample's gateway is slow on purpose." in text
-    assert "<!-- explain: readable-p50-at-4 -->" in text and "add a `## readable-p50-at-4` section" in text
-    assert "<!-- explain: startup -->" not in text and "<!-- explain: direct-vs-bare -->" not in text
+    assert "<!-- explain: readable-p50-at-4 -->" in text
+    assert "add a `## readable-p50-at-4` section" in text
+    assert "<!-- explain: startup -->" not in text
+    assert "<!-- explain: direct-vs-bare -->" not in text
     assert "General notes." in text
     assert "| `GET /products` | 8 | 820 | 615 | 390 |" in text  # medians over the two rounds
 
@@ -151,8 +153,13 @@ def test_wrk_reports_json_and_counts_only_2xx(tmp_path):
     finally:
         bare.terminate()
         bare.wait(timeout=15)
-    assert ok["requests"] > 0 and ok["ok_2xx"] == ok["requests"] and ok["non_2xx_3xx"] == 0
+    assert ok["requests"] > 0
+    assert ok["ok_2xx"] == ok["requests"]
+    assert ok["non_2xx_3xx"] == 0
     assert ok["bytes_per_response"] > len(body)
     assert 0 < ok["latency_percentiles_us"]["50"] <= ok["latency_percentiles_us"]["99"]
-    assert set(ok["server_cpu_s"]) == {"bare"} and ok["wrk_cpu_s"] >= 0
-    assert missing["requests"] > 0 and missing["ok_2xx"] == 0 and missing["non_2xx_3xx"] == missing["requests"]
+    assert set(ok["server_cpu_s"]) == {"bare"}
+    assert ok["wrk_cpu_s"] >= 0
+    assert missing["requests"] > 0
+    assert missing["ok_2xx"] == 0
+    assert missing["non_2xx_3xx"] == missing["requests"]

@@ -8,13 +8,7 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from harness import CHECKOUT, eventually, new_product
-from test_users_api import assert_problem
-
-
-@pytest.fixture
-def staff(stack):
-    return stack.staff_headers()
+from harness import CHECKOUT, assert_problem, eventually, new_product
 
 
 def test_empty_cart_has_zero_totals(orders, stack):
@@ -46,14 +40,18 @@ def test_add_merges_lines_and_prices_come_from_the_catalog(orders, catalog, stac
         "in_stock": 10,
     }
     # Under ₹199 the default ₹25 delivery fee applies.
-    assert cart["subtotal"] == 148.5 and cart["delivery_fee"] == 25 and cart["total"] == 173.5
+    assert cart["subtotal"] == 148.5
+    assert cart["delivery_fee"] == 25
+    assert cart["total"] == 173.5
 
 
 def test_delivery_is_free_from_199(orders, catalog, stack, staff):
     shopper = stack.customer()
     product = new_product(catalog, staff, stock=10, price=99.5)
     cart = orders.post("/cart/add", json={"product_id": product["id"], "quantity": 2}, headers=shopper.headers).json()
-    assert cart["subtotal"] == 199 and cart["delivery_fee"] == 0 and cart["total"] == 199
+    assert cart["subtotal"] == 199
+    assert cart["delivery_fee"] == 0
+    assert cart["total"] == 199
 
 
 @pytest.mark.parametrize("quantity", [0, -1, 1.5, "2", 21, None])
@@ -110,7 +108,8 @@ def test_remove_part_or_whole_line(orders, catalog, stack, staff):
     ).json()
     assert cart["items"][0]["quantity"] == 3
     cart = orders.post("/cart/remove", json={"product_id": product["id"]}, headers=shopper.headers).json()
-    assert cart["items"] == [] and cart["total"] == 0
+    assert cart["items"] == []
+    assert cart["total"] == 0
     assert_problem(orders.post("/cart/remove", json={"product_id": product["id"]}, headers=shopper.headers), 404)
 
 
@@ -143,8 +142,10 @@ def test_checkout_places_the_order_the_cart_showed(orders, catalog, stack, staff
         cart["total"],
     )
     shown = [{k: v for k, v in line.items() if k != "in_stock"} for line in cart["items"]]
-    assert order["items"] == shown and order["address"]["city"] == "Bengaluru"
-    assert order["address"]["phone"] == "+919876543210" and order["address"]["line2"] is None
+    assert order["items"] == shown
+    assert order["address"]["city"] == "Bengaluru"
+    assert order["address"]["phone"] == "+919876543210"
+    assert order["address"]["line2"] is None
     placed = datetime.fromisoformat(order["created_at"])
     assert timedelta(minutes=10) <= datetime.fromisoformat(order["promised_at"]) - placed < timedelta(minutes=11)
     assert orders.get("/cart", headers=shopper.headers).json()["items"] == []
@@ -200,7 +201,8 @@ def test_same_idempotency_key_returns_the_same_order(orders, catalog, stack, sta
     first = orders.post("/order/create", json=CHECKOUT, headers=headers)
     orders.post("/cart/add", json={"product_id": product["id"], "quantity": 1}, headers=shopper.headers)
     again = orders.post("/order/create", json=CHECKOUT, headers=headers)
-    assert first.status_code == 201 and again.status_code == 201
+    assert first.status_code == 201
+    assert again.status_code == 201
     assert again.json()["order_id"] == first.json()["order_id"]
     assert again.headers.get("idempotent-replayed") == "true"
     assert catalog.get(f"/products/{product['id']}").json()["stock"] == 8
@@ -231,7 +233,8 @@ def test_checkout_takes_all_lines_or_none(orders, catalog, stack, staff):
     catalog.patch(f"/products/{scarce['id']}", json={"stock": 1}, headers=staff)
     problem = assert_problem(orders.post("/order/create", json=CHECKOUT, headers=shopper.headers), 409)
     assert [s["product_id"] for s in problem["short_items"]] == [scarce["id"]]
-    assert problem["short_items"][0]["available"] == 1 and scarce["name"] in problem["detail"]
+    assert problem["short_items"][0]["available"] == 1
+    assert scarce["name"] in problem["detail"]
     assert catalog.get(f"/products/{plenty['id']}").json()["stock"] == 10
     assert len(orders.get("/cart", headers=shopper.headers).json()["items"]) == 2
     assert orders.get("/orders", headers=shopper.headers).json() == []
@@ -264,13 +267,15 @@ def test_customer_cancels_and_the_stock_comes_back(orders, delivery, catalog, st
     order = orders.post("/order/create", json=CHECKOUT, headers=shopper.headers).json()
     assert catalog.get(f"/products/{product['id']}").json()["stock"] == 2
     cancelled = orders.post(f"/orders/{order['order_id']}/cancel", headers=shopper.headers)
-    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "CANCELLED"
     eventually(lambda: catalog.get(f"/products/{product['id']}").json()["stock"] == 6)
     status_url = f"/order/{order['order_id']}/status"
     eventually(lambda: delivery.get(status_url, headers=shopper.headers).json().get("status") == "CANCELLED")
     # Cancelling again answers the same and gives nothing back twice.
     again = orders.post(f"/orders/{order['order_id']}/cancel", headers=shopper.headers)
-    assert again.status_code == 200 and again.json()["status"] == "CANCELLED"
+    assert again.status_code == 200
+    assert again.json()["status"] == "CANCELLED"
     assert orders.get("/orders", headers=shopper.headers).json()[0]["status"] == "CANCELLED"
     assert catalog.get(f"/products/{product['id']}").json()["stock"] == 6
 

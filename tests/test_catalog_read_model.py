@@ -18,9 +18,8 @@ import httpx
 import nats
 import pytest
 from bson import ObjectId
-from harness import CHECKOUT, LiveServer, bound_socket, eventually, free_port, new_product
+from harness import CHECKOUT, LiveServer, assert_problem, bound_socket, eventually, free_port, new_product
 from pymongo import AsyncMongoClient, MongoClient
-from test_users_api import assert_problem
 
 from winkit.catalog.app import create_app
 from winkit.catalog.http_cache import names
@@ -28,17 +27,12 @@ from winkit.catalog.products import search_filter
 from winkit.catalog.read_model import CatalogReadModel, product_view
 from winkit.catalog.schemas import Product
 from winkit.catalog.store import CatalogStore
+from winkit.core.settings import Settings
 from winkit.launcher import Supervisor, mongodb_child, nats_child
-from winkit.platform.settings import Settings
 
 # Generous: the machine is shared and noisy. The delays measured are printed, not asserted.
 VISIBLE_WITHIN = 10.0
 POLL = 0.001
-
-
-@pytest.fixture(scope="module")
-def staff(stack) -> dict[str, str]:
-    return stack.staff_headers()
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +124,16 @@ def test_etags_and_not_modified(replicas, staff):
     for path in ("/products", f"/products/{product['id']}", "/categories", "/products?q=test&limit=3"):
         answer = first.get(path)
         etag = answer.headers["etag"]
-        assert answer.status_code == 200 and etag.startswith('"') and etag.endswith('"')
+        assert answer.status_code == 200
+        assert etag.startswith('"')
+        assert etag.endswith('"')
         # The same data has the same tag on every replica.
         assert other.get(path).headers["etag"] == etag
         for condition in (etag, f"W/{etag}", f'"other", {etag}', "*"):
             again = first.get(path, headers={"If-None-Match": condition})
-            assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+            assert again.status_code == 304
+            assert again.content == b""
+            assert again.headers["etag"] == etag
         assert first.get(path, headers={"If-None-Match": '"other"'}).status_code == 200
 
     before = first.get(f"/products/{product['id']}").headers["etag"]
@@ -143,13 +141,20 @@ def test_etags_and_not_modified(replicas, staff):
     for replica in replicas:
         visible_after(replica, product["id"], "stock", 5)
         changed = replica.get(f"/products/{product['id']}", headers={"If-None-Match": before})
-        assert changed.status_code == 200 and changed.headers["etag"] != before
+        assert changed.status_code == 200
+        assert changed.headers["etag"] != before
 
 
 def test_if_none_match_comparison():
     tag = '"abc"'
-    assert names('"abc"', tag) and names('W/"abc"', tag) and names(' "x" , W/"abc"', tag) and names(" * ", tag)
-    assert not names('"abcd"', tag) and not names("abc", tag) and not names("", tag) and not names('"x,abc"', tag)
+    assert names('"abc"', tag)
+    assert names('W/"abc"', tag)
+    assert names(' "x" , W/"abc"', tag)
+    assert names(" * ", tag)
+    assert not names('"abcd"', tag)
+    assert not names("abc", tag)
+    assert not names("", tag)
+    assert not names('"x,abc"', tag)
 
 
 def test_repeated_answers_are_the_routes_answers(replicas):
@@ -159,7 +164,9 @@ def test_repeated_answers_are_the_routes_answers(replicas):
         assert_problem(first.get("/products/0123456789abcdef01234567"), 404)
     for _ in range(3):
         answer = first.get("/products", params={"limit": 2})
-        assert answer.status_code == 200 and len(answer.json()) == 2 and answer.headers["x-request-id"]
+        assert answer.status_code == 200
+        assert len(answer.json()) == 2
+        assert answer.headers["x-request-id"]
 
     def answered() -> int:
         line = r'http_requests_total\{method="GET",route="/products",service="catalog",status="200"\} (\S+)'
@@ -316,10 +323,12 @@ def test_the_model_applies_only_newer_documents():
     generation = model.generation
     assert not model.apply({**doc, "version": 1, "stock": 5})  # late
     assert not model.apply({**doc, "version": 2, "stock": 4})  # repeated
-    assert model.generation == generation and json.loads(model.product(str(oid)).body)["stock"] == 4
+    assert model.generation == generation
+    assert json.loads(model.product(str(oid)).body)["stock"] == 4
     assert model.apply({**doc, "version": 3, "deleted_at": now})
     assert not model.apply({**doc, "version": 2})  # an older document cannot bring it back
-    assert model.product(str(oid)) is None and json.loads(model.categories().body) == []
+    assert model.product(str(oid)) is None
+    assert json.loads(model.categories().body) == []
 
 
 def test_a_replica_that_missed_events_converges(replicas, staff, nats_server, mongo):

@@ -79,7 +79,8 @@ def test_dockerfile_runs_uvicorn_as_an_unprivileged_user() -> None:
     users = [value for kind, value in instructions if kind == "USER"]
     assert users, "no USER: the container would run as root"
     uid = users[-1].split(":")[0]
-    assert uid.isdigit() and int(uid) != 0, "a numeric non-root uid, so runAsNonRoot can check it"
+    assert uid.isdigit(), "a numeric uid, so runAsNonRoot can check it"
+    assert int(uid) != 0, "a non-root uid"
     entrypoint = [value for kind, value in instructions if kind == "ENTRYPOINT"][-1]
     assert json.loads(entrypoint) == ["uvicorn"]
     assert any(kind == "ENV" and "WINKIT_ENV=prod" in value for kind, value in instructions)
@@ -272,7 +273,8 @@ def test_compose_envoy_config_for_its_settings_is_valid_and_matches_the_services
     assert cluster_address(config, envoy.PAGES_CLUSTER) == (option(gateway, "--host"), int(option(gateway, "--port")))
     for service in SERVICES:
         host, port = cluster_address(config, service)
-        assert host in compose()["services"] and port == int(option(compose_service(host)["command"], "--port"))
+        assert host in compose()["services"]
+        assert port == int(option(compose_service(host)["command"], "--port"))
     # Envoy traces too: the root span of every request, sent to the compose collector.
     collector = urlsplit(OTLP_HTTP)
     assert cluster_address(config, envoy.TRACES_CLUSTER) == (collector.hostname, collector.port)
@@ -299,7 +301,8 @@ def test_compose_environment_is_valid_settings(name: str, monkeypatch: pytest.Mo
     for service in SERVICES:
         assert "replicaSet=rs0" in settings.mongodb_uri_for(service)
         url = settings.service_url(service)
-        assert url == f"http://{service}:{PORTS[service]}" and service in services
+        assert url == f"http://{service}:{PORTS[service]}"
+        assert service in services
     if name == "users":
         assert settings.smtp_host == "mailpit"
         assert settings.jwt_private_key_file is not None
@@ -346,5 +349,6 @@ def test_the_collector_receives_otlp_and_hands_traces_to_jaeger() -> None:
     assert pipeline["receivers"] == ["otlp"]
     (exporter,) = pipeline["exporters"]
     host, port = config["exporters"][exporter]["endpoint"].split(":")
-    assert host == "jaeger" and int(port) == 4317, "Jaeger v2 takes OTLP over gRPC on 4317"
+    assert host == "jaeger"
+    assert int(port) == 4317, "Jaeger v2 takes OTLP over gRPC on 4317"
     assert {"otel-collector", "jaeger"} <= set(compose()["services"])

@@ -24,10 +24,10 @@ from bson import ObjectId
 from harness import CHECKOUT, eventually, free_port
 from pymongo import MongoClient
 
+from winkit.core.auth import Role, TokenIssuer
+from winkit.core.keys import load_signing_key
+from winkit.core.settings import Settings
 from winkit.launcher import Child, Supervisor, mongodb_child, nats_child, service_child
-from winkit.platform.auth import Role, TokenIssuer
-from winkit.platform.keys import load_signing_key
-from winkit.platform.settings import Settings
 
 SERVICES = {
     "users": "winkit.users.app:create_app",
@@ -290,9 +290,8 @@ def test_a_database_outage_is_503_problems_then_recovers_by_itself(processes, to
             # A bound on each answer: a hang would fail the test here, not stall the suite.
             answer = httpx.request(method, url, json=body, headers=shopper, timeout=30)
             if answer.status_code >= 500:
-                assert answer.status_code == 503 and answer.headers["content-type"].startswith(
-                    "application/problem+json"
-                ), answer.text
+                assert answer.status_code == 503, answer.text
+                assert answer.headers["content-type"].startswith("application/problem+json"), answer.text
             statuses.append(answer.status_code)
         return statuses
 

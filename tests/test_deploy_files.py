@@ -65,8 +65,8 @@ from deployment import (
     yaml_documents,
 )
 
+from winkit.core.settings import Settings
 from winkit.gateway import envoy
-from winkit.platform.settings import Settings
 
 NAMESPACE = "winkit"
 MONGO_MEMBERS = [f"mongo-{i}.mongo:27017" for i in range(3)]
@@ -232,7 +232,8 @@ def test_base_knows_no_host_registry_or_replica_count() -> None:
         assert "example.com" not in path.read_text(), path.relative_to(ROOT)
     base = yaml.safe_load((K8S_BASE / "kustomization.yaml").read_text())
     assert base["namespace"] == NAMESPACE
-    assert "images" not in base and "replicas" not in base
+    assert "images" not in base
+    assert "replicas" not in base
     for path in K8S_BASE.glob("*.yaml"):
         for doc in yaml_documents(path):
             if doc.get("kind") == "Ingress":
@@ -286,7 +287,8 @@ def test_the_overlays_differ_in_what_they_should() -> None:
     assert dev_name != prod.generated("ConfigMap", "winkit-config")["metadata"]["name"]
     assert dev.app_container("users")["image"] == "winkit:dev", "a local tag (kind load docker-image)"
     registry, _, tag = prod.app_container("users")["image"].rpartition(":")
-    assert "/" in registry and tag, "prod pulls REGISTRY/winkit:TAG"
+    assert "/" in registry, "prod pulls REGISTRY/winkit:TAG"
+    assert tag, "prod pulls REGISTRY/winkit:TAG"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -301,9 +303,11 @@ def test_the_public_host_agrees_everywhere(overlay: str, monkeypatch: pytest.Mon
     for ingress in m.of_kind("Ingress"):
         tls_hosts = {host for tls in ingress["spec"].get("tls", []) for host in tls["hosts"]}
         if overlay == "prod":
-            assert public.scheme == "https" and tls_hosts == hosts
+            assert public.scheme == "https"
+            assert tls_hosts == hosts
         else:
-            assert public.scheme == "http" and not tls_hosts
+            assert public.scheme == "http"
+            assert not tls_hosts
 
 
 def test_custom_resources_are_only_the_known_operator_kinds(m: Manifests) -> None:
@@ -343,7 +347,8 @@ def test_workload_selectors_match_their_pod_labels(m: Manifests) -> None:
         if workload["kind"] == "Job":
             continue  # Jobs generate their own selector
         selector = workload["spec"]["selector"]["matchLabels"]
-        assert selector and labels_match(selector, pod_labels(workload)), workload["metadata"]["name"]
+        assert selector, workload["metadata"]["name"]
+        assert labels_match(selector, pod_labels(workload)), workload["metadata"]["name"]
 
 
 def test_every_service_selects_a_workload_with_matching_ports(m: Manifests) -> None:
@@ -422,7 +427,8 @@ def test_k8s_gateway_probes_go_through_envoy_to_the_app_and_never_to_the_aggrega
 def test_k8s_gateway_pod_writes_then_validates_envoys_config_before_envoy_starts(m: Manifests) -> None:
     writer, check = m.init_containers("gateway")
     winkit_image = m.app_container("gateway")["image"]
-    assert writer["name"] == "envoy-config" and writer["image"] == winkit_image
+    assert writer["name"] == "envoy-config"
+    assert writer["image"] == winkit_image
     assert writer["command"] == ["winkit"]
     assert writer["args"][:2] == ["gateway", "envoy-config"]
     assert option(writer["args"], "--output") == str(ENVOY_CONFIG)
@@ -509,7 +515,8 @@ def test_k8s_app_is_locked_down_with_a_writable_tmp(m: Manifests, name: str) -> 
     assert spec["automountServiceAccountToken"] is False
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     resources = container["resources"]
-    assert {"cpu", "memory"} <= set(resources["requests"]) and {"cpu", "memory"} <= set(resources["limits"])
+    assert {"cpu", "memory"} <= set(resources["requests"])
+    assert {"cpu", "memory"} <= set(resources["limits"])
     for each in [container, *([m.envoy_container()] if name == "gateway" else [])]:
         tmp = [mount for mount in each["volumeMounts"] if mount["mountPath"] == "/tmp"]
         assert len(tmp) == 1
@@ -533,7 +540,8 @@ def test_every_pod_meets_the_restricted_pod_security_standard(m: Manifests) -> N
             assert context["readOnlyRootFilesystem"] is True, name
             assert "resources" in container, name
             image = container["image"]
-            assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"{name}: pin {image}"
+            assert ":" in image.rsplit("/", 1)[-1], f"{name}: pin {image}"
+            assert not image.endswith(":latest"), f"{name}: pin {image}"
 
 
 def secrets_used(workload: dict[str, Any]) -> set[str]:
@@ -596,7 +604,8 @@ def test_configmap_settings_are_valid_and_point_at_real_services(m: Manifests, m
     assert settings.smtp_host, "prod refuses to start without SMTP"
     for service in SERVICES:
         host, port = re.fullmatch(r"http://([a-z-]+):(\d+)", settings.service_url(service)).groups()  # type: ignore[union-attr]
-        assert host == service and int(port) == PORTS[service]
+        assert host == service
+        assert int(port) == PORTS[service]
         assert m.named("Service", host)["spec"]["ports"][0]["port"] == int(port)
     nats = re.fullmatch(r"nats://([a-z-]+):(\d+)", settings.nats_url or "")
     assert nats is not None
@@ -615,13 +624,15 @@ def test_each_deployment_environment_is_valid_settings(
     settings = settings_from(m.env(m.app_container(name)), monkeypatch)
     if name == "users":
         assert settings.jwt_private_key_file is not None
-        assert settings.smtp_password_file is not None and settings.smtp_password is None
+        assert settings.smtp_password_file is not None
+        assert settings.smtp_password is None
     if name in ("catalog", "orders", "delivery"):
         assert settings.service_secret_file is not None
     if name in SERVICES:
         # Its own database user, its password from a file, never in the environment.
         assert settings.mongodb_username == f"winkit_{name}"
-        assert settings.mongodb_password_file is not None and settings.mongodb_password is None
+        assert settings.mongodb_password_file is not None
+        assert settings.mongodb_password is None
     else:
         assert settings.mongodb_username is None, "the gateway and the app have no database"
     if name == "gateway":
@@ -639,7 +650,8 @@ def test_configmap_trusts_forwarded_addresses_from_private_networks_only(
     networks = settings_from(data, monkeypatch).gateway_trusted_proxies
     assert networks
     for network in networks:
-        assert network.is_private and not network.is_loopback, network
+        assert network.is_private, network
+        assert not network.is_loopback, network
         assert network.prefixlen >= 8, f"{network} is wider than any pod network"
 
 
@@ -664,7 +676,8 @@ def test_mongodb_replica_set_members_agree_everywhere(m: Manifests) -> None:
     assert all(f'"{member}"' in script for member in MONGO_MEMBERS)
     assert "NotYetInitialized" in script, "initiates only a set that does not exist yet"
     uri = urlsplit(m.config()["WINKIT_MONGODB_URI"])
-    assert uri.scheme == "mongodb" and uri.netloc == ",".join(MONGO_MEMBERS)
+    assert uri.scheme == "mongodb"
+    assert uri.netloc == ",".join(MONGO_MEMBERS)
     assert parse_qs(uri.query)["replicaSet"] == ["rs0"]
     job = m.named("Job", "mongo-init")
     assert pod_spec(job)["volumes"][0]["configMap"]["name"] == "mongo-scripts"
@@ -682,7 +695,8 @@ def test_mongodb_requires_authentication_and_tls(m: Manifests) -> None:
     bootstrap = pod_container(statefulset, "bootstrap-admin")
     script = bootstrap["command"][-1]
     assert f"install -m 0400 /etc/mongo-keyfile/keyfile {keyfile}" in script
-    assert f"> {pem}" in script and f"chmod 0400 {pem}" in script
+    assert f"> {pem}" in script
+    assert f"chmod 0400 {pem}" in script
     volumes = {v["name"]: v for v in pod_spec(statefulset)["volumes"]}
     mounts = {mount["mountPath"]: mount["name"] for mount in pod_container(statefulset, "mongod")["volumeMounts"]}
     assert volumes[mounts[str(Path(keyfile).parent)]]["emptyDir"]["medium"] == "Memory"
@@ -691,7 +705,8 @@ def test_mongodb_requires_authentication_and_tls(m: Manifests) -> None:
     # The probe speaks TLS too (ping needs no user).
     assert "tls=true" in " ".join(pod_container(statefulset, "mongod")["readinessProbe"]["exec"]["command"])
     # The admin user: made on mongo-0's first start only, never over the network.
-    assert '[ "$POD_NAME" = mongo-0 ] || exit 0' in script and "--bind_ip 127.0.0.1" in script
+    assert '[ "$POD_NAME" = mongo-0 ] || exit 0' in script
+    assert "--bind_ip 127.0.0.1" in script
     assert "/data/db/WiredTiger" in script, "only into an empty data directory"
     assert "createUser" in mongo_script(m, "mongo-bootstrap-admin.js")
 
@@ -719,8 +734,10 @@ def test_each_service_has_a_database_user_for_its_own_database_only(m: Manifests
     assert 'const SERVICES = ["users", "catalog", "orders", "delivery"];' in script
     assert "const user = `winkit_${service}`;" in script
     assert 'roles: [{ role: "readWrite", db: `winkit_${service}` }]' in script
-    assert "admin.getUser(user)" in script and "admin.updateUser(user, spec)" in script
-    assert "readWriteAnyDatabase" not in script and "root" not in script
+    assert "admin.getUser(user)" in script
+    assert "admin.updateUser(user, spec)" in script
+    assert "readWriteAnyDatabase" not in script
+    assert "root" not in script
     job = m.named("Job", "mongo-init")
     volumes = {v["name"]: v for v in pod_spec(job)["volumes"]}
     mounts = {mount["mountPath"]: mount["name"] for mount in pod_spec(job)["containers"][0]["volumeMounts"]}
@@ -858,7 +875,8 @@ def test_the_public_paths_still_reach_the_app_and_the_services(
     m: Manifests, path: str, backend: str, target: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ingress, service = ingress_route(m, path)
-    assert service == backend and not refused(ingress)
+    assert service == backend
+    assert not refused(ingress)
     if target:
         assert envoy_target(gateway_envoy_config(m, monkeypatch), path) == target
 
@@ -895,7 +913,8 @@ def test_prod_autoscales_the_gateway_catalog_and_orders_on_cpu(prod: Manifests) 
     assert {h["spec"]["scaleTargetRef"]["name"] for h in prod.of_kind("HorizontalPodAutoscaler")} == set(AUTOSCALED)
     for name in AUTOSCALED:
         hpa = hpa_for(prod, name)
-        assert hpa is not None and hpa["apiVersion"] == "autoscaling/v2"
+        assert hpa is not None
+        assert hpa["apiVersion"] == "autoscaling/v2"
         assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
         assert 3 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
         (metric,) = hpa["spec"]["metrics"]

@@ -122,7 +122,8 @@ def test_the_tracing_component_turns_traces_on_and_opens_only_the_way_to_the_col
     assert schema_errors(objects) == {}
     (config,) = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("winkit-config-")]
     endpoint = config["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
-    assert endpoint.startswith("http://") and endpoint.endswith(":4318")
+    assert endpoint.startswith("http://")
+    assert endpoint.endswith(":4318")
     assert "WINKIT_MONGODB_URI" in config["data"], "merged into the settings, not replacing them"
     # Without the component, no trace settings at all.
     assert not any(
@@ -168,7 +169,7 @@ def compose_config(compose_file: Path, project: Path) -> subprocess.CompletedPro
     if compose_file != copied:
         shutil.copy(compose_file, copied)
     return subprocess.run(
-        [str(compose_binary()), "--project-directory", str(project), "-f", str(copied)] + ["config", "--quiet"],
+        [str(compose_binary()), "--project-directory", str(project), "-f", str(copied), "config", "--quiet"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from winkit.platform.settings import Settings
+from winkit.core.settings import Settings
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -19,4 +19,5 @@ def test_every_setting_is_documented_in_the_readme():
 
 def test_readme_opens_with_the_two_commands():
     first_block = README.split("```")[1]
-    assert "make run" in first_block and "make test" in first_block
+    assert "make run" in first_block
+    assert "make test" in first_block

@@ -8,12 +8,13 @@ from itertools import product
 import pytest
 
 from winkit.catalog.products import search_filter, slugify
-from winkit.delivery.lifecycle import Status, TransitionRefused, allowed_next, next_status
+from winkit.core.money import to_paise, to_rupees
+from winkit.core.observability import incoming_request_id
+from winkit.core.order_status import OrderStatus
+from winkit.delivery.lifecycle import TransitionRefused, allowed_next, next_status
 from winkit.orders.pricing import FeeRule, totals
-from winkit.platform.money import to_paise, to_rupees
-from winkit.platform.observability import incoming_request_id
 
-S = Status
+S = OrderStatus
 # Every (from, to) pair that may happen; everything else must be refused.
 ALLOWED = {
     (S.PLACED, S.CONFIRMED),
@@ -26,7 +27,7 @@ ALLOWED = {
 }
 
 
-@pytest.mark.parametrize(("current", "requested"), list(product(Status, Status)))
+@pytest.mark.parametrize(("current", "requested"), list(product(OrderStatus, OrderStatus)))
 def test_full_transition_table(current, requested):
     if (current, requested) in ALLOWED:
         assert next_status(current, requested) == requested
@@ -62,7 +63,8 @@ def test_fee_rule_and_totals_in_paise():
     small = totals([{"price_paise": 4950, "quantity": 3}], rule)
     assert (small.subtotal_paise, small.delivery_fee_paise, small.total_paise) == (14850, 2500, 17350)
     at_threshold = totals([{"price_paise": 9950, "quantity": 2}], rule)
-    assert at_threshold.delivery_fee_paise == 0 and at_threshold.total_paise == 19900
+    assert at_threshold.delivery_fee_paise == 0
+    assert at_threshold.total_paise == 19900
 
 
 def test_money_round_trips_without_floats():

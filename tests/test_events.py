@@ -5,23 +5,20 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import nats
 import pytest
 from bson import ObjectId
-from harness import CHECKOUT, eventually, new_product
+from harness import CHECKOUT, assert_problem, eventually, new_product
 from pymongo import AsyncMongoClient, MongoClient
-from test_users_api import assert_problem
 
-from winkit.platform.auth import ServiceTokens
-from winkit.platform.events import PENDING, Event, EventBus, Outbox, _in_rounds, new_event, transact
-from winkit.platform.keys import service_secret
-
-
-@pytest.fixture
-def staff(stack):
-    return stack.staff_headers()
+from winkit.core.auth import ServiceTokens
+from winkit.core.event_contracts import Event
+from winkit.core.events import EventBus, _in_rounds
+from winkit.core.keys import service_secret
+from winkit.core.outbox import PENDING, Outbox, new_event, transact
 
 
 @pytest.fixture
@@ -209,24 +206,20 @@ async def test_a_committed_event_reaches_its_handler_without_waiting_for_a_timer
         relay_interval=hour,
         fetch_timeout=hour,
     )
-    handled: set[str] = set()
+    handled: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
     async def handle(event: Event) -> None:
-        handled.add(event.id)
+        handled[event.id].set()
 
     async def commit_and_wait() -> None:
         event = new_event("stock.changed", "test", {"product_id": uuid.uuid4().hex, "stock": 1, "delta": 0})
         await transact(db, outbox, lambda session: outbox.add(session, event))
-        async with asyncio.timeout(60):
-            while event["_id"] not in handled:
-                await asyncio.sleep(0.01)
+        await asyncio.wait_for(handled[event["_id"]].wait(), 60)
 
     bus.subscribe("stock.changed", handle)
     await bus.start()
     try:
-        async with asyncio.timeout(60):
-            while legacy["_id"] not in handled:
-                await asyncio.sleep(0.01)
+        await asyncio.wait_for(handled[legacy["_id"]].wait(), 60)
         await commit_and_wait()  # the first may be found by the sweep at start
         await commit_and_wait()  # later ones only by the handover: the next sweep is an hour away
         await commit_and_wait()

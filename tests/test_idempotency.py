@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-from harness import CHECKOUT, eventually, new_product
-from test_users_api import assert_problem
-
-
-@pytest.fixture
-def staff(stack):
-    return stack.staff_headers()
+from harness import CHECKOUT, assert_problem, eventually, new_product
 
 
 def keyed(headers: dict[str, str], key: str | None = None) -> dict[str, str]:
@@ -26,7 +19,8 @@ def test_a_retried_cart_add_adds_once(orders, catalog, stack, staff):
     first = orders.post("/cart/add", json=body, headers=headers)
     again = orders.post("/cart/add", json=body, headers=headers)
     assert first.status_code == again.status_code == 200
-    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
     assert orders.get("/cart", headers=shopper.headers).json()["items"][0]["quantity"] == 3
     # A new key is a new request.
     orders.post("/cart/add", json=body, headers=keyed(shopper.headers))
@@ -44,7 +38,8 @@ def test_a_retry_sent_the_moment_the_answer_arrives_is_a_replay(orders, catalog,
         first = orders.post("/cart/add", json=body, headers=headers)
         assert first.status_code == 200, first.text
         again = orders.post("/cart/add", json=body, headers=headers)
-        assert again.status_code == 200 and again.headers.get("idempotent-replayed") == "true", again.text
+        assert again.status_code == 200, again.text
+        assert again.headers.get("idempotent-replayed") == "true", again.text
     assert orders.get("/cart", headers=shopper.headers).json()["items"][0]["quantity"] == 15
 
 
@@ -66,7 +61,8 @@ def test_a_retried_product_create_makes_one_product(catalog, staff):
     headers = keyed(staff)
     first = catalog.post("/products", json=body, headers=headers)
     again = catalog.post("/products", json=body, headers=headers)
-    assert first.status_code == again.status_code == 201 and first.json()["id"] == again.json()["id"]
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
     assert len(catalog.get("/products", params={"q": body["name"]}).json()) == 1
 
 
@@ -98,9 +94,11 @@ def test_a_refusal_leaves_nothing_behind_so_a_retry_after_the_fix_runs_and_bad_k
     assert_problem(orders.post("/cart/add", json=body, headers=headers), 409)
     catalog.patch(f"/products/{product['id']}", json={"stock": 5}, headers=staff)
     retried = orders.post("/cart/add", json=body, headers=headers)
-    assert retried.status_code == 200 and "idempotent-replayed" not in retried.headers
+    assert retried.status_code == 200
+    assert "idempotent-replayed" not in retried.headers
     replayed = orders.post("/cart/add", json=body, headers=headers)
-    assert replayed.status_code == 200 and replayed.headers["idempotent-replayed"] == "true"
+    assert replayed.status_code == 200
+    assert replayed.headers["idempotent-replayed"] == "true"
     assert orders.get("/cart", headers=shopper.headers).json()["items"][0]["quantity"] == 2
     assert_problem(orders.post("/cart/add", json=body, headers=keyed(shopper.headers, "k" * 201)), 422)
 
@@ -113,3 +111,25 @@ def test_requests_without_a_token_are_not_stored(users):
         )
         assert_problem(answer, 401)
         assert "idempotent-replayed" not in answer.headers
+
+
+def test_the_caller_of_an_idempotent_write_is_verified_once(orders, catalog, stack, staff, monkeypatch):
+    """The idempotency layer needs the caller before routing, the route needs it too: the
+    token is checked once per request, and the route gets that result."""
+    verifier = stack.servers["orders"].app.state.token_verifier
+    verified: list[str] = []
+    original = verifier.verify
+
+    async def counting(token: str):
+        verified.append(token)
+        return await original(token)
+
+    monkeypatch.setattr(verifier, "verify", counting)
+    shopper = stack.customer()
+    product = new_product(catalog, staff, stock=5)
+    added = orders.post("/cart/add", json={"product_id": product["id"]}, headers=keyed(shopper.headers))
+    assert added.status_code == 200, added.text
+    assert len(verified) == 1
+    # Without a key, the route alone checks it: once as well.
+    assert orders.get("/cart", headers=shopper.headers).status_code == 200
+    assert len(verified) == 2

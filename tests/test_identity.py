@@ -1,4 +1,4 @@
-"""An email address's identity (winkit.platform.email), without servers.
+"""An email address's identity (winkit.core.email), without servers.
 
 Over HTTP: the user service's identity tests are in test_users_api.py, its
 per-email sign-in limits in test_sign_in_limits.py.
@@ -11,7 +11,7 @@ import unicodedata
 import pytest
 from pydantic import EmailStr, TypeAdapter
 
-from winkit.platform.email import email_key
+from winkit.core.email import email_key
 
 ACCEPTED_BY_THE_API = TypeAdapter(EmailStr)
 
@@ -56,7 +56,8 @@ def test_the_key_of_an_address(address, key):
     ],
 )
 def test_distinct_characters_are_distinct_identities(one, other):
-    assert email_key(one) is not None and email_key(other) is not None
+    assert email_key(one) is not None
+    assert email_key(other) is not None
     assert email_key(one) != email_key(other)
 
 

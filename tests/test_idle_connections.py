@@ -14,9 +14,9 @@ import pytest
 from harness import LiveServer, bound_socket, free_port, unique_email
 from secantus.server import DEFAULT_CLIENT_IDLE_TIMEOUT_S
 
+from winkit.core import database
+from winkit.core.settings import Settings
 from winkit.launcher import Supervisor, mongodb_child
-from winkit.platform import database
-from winkit.platform.settings import Settings
 
 SERVER_IDLE_LIMIT = 2.0  # seconds
 

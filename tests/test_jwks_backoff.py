@@ -17,16 +17,15 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
-from harness import LiveServer, bound_socket
+from harness import LiveServer, assert_problem, bound_socket
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from test_users_api import assert_problem
 
-from winkit.platform.auth import NO_KEYS_BACKOFF_CAP, CurrentPrincipal, JwksSource, Role, TokenIssuer, TokenVerifier
-from winkit.platform.errors import ServiceUnavailable, Unauthorized, install_error_handlers
-from winkit.platform.settings import Settings
+from winkit.core.auth import NO_KEYS_BACKOFF_CAP, CurrentPrincipal, JwksSource, Role, TokenIssuer, TokenVerifier
+from winkit.core.errors import ServiceUnavailable, Unauthorized, install_error_handlers
+from winkit.core.settings import Settings
 
 SETTINGS = Settings(env="dev")
 ISSUER = TokenIssuer(Ed25519PrivateKey.generate(), SETTINGS)

@@ -7,19 +7,22 @@ from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from harness import CHECKOUT, LiveServer, bound_socket, eventually, new_product, next_event, server_sent_events
-from test_users_api import assert_problem
+from harness import (
+    CHECKOUT,
+    LiveServer,
+    assert_problem,
+    bound_socket,
+    eventually,
+    new_product,
+    next_event,
+    server_sent_events,
+)
 
 from winkit.delivery.app import create_app as delivery_app
 
 FLOW = ["PLACED", "CONFIRMED", "PACKED", "OUT_FOR_DELIVERY", "DELIVERED"]
 # A bound on waiting for the next event, never an expectation of speed.
 READ_TIMEOUT = httpx.Timeout(30.0)
-
-
-@pytest.fixture
-def staff(stack):
-    return stack.staff_headers()
 
 
 def place_order(orders, catalog, delivery, stack, staff, quantity: int = 2):
@@ -54,9 +57,12 @@ def test_the_staff_queue_shows_what_to_pack_and_where_oldest_first(orders, catal
     assert ids.index(first["order_id"]) < ids.index(second["order_id"])
     [shown] = [d for d in queue.json() if d["order_id"] == first["order_id"]]
     assert shown["items"] == [{"product_id": product["id"], "name": product["name"], "quantity": 3}]
-    assert shown["address"]["line1"] == "12 MG Road" and shown["address"]["phone"] == "+919876543210"
-    assert shown["total"] == first["total"] == 360 and shown["currency"] == "INR"
-    assert shown["allowed_next"] == ["CONFIRMED", "CANCELLED"] and shown["user_id"] == first_shopper.user_id
+    assert shown["address"]["line1"] == "12 MG Road"
+    assert shown["address"]["phone"] == "+919876543210"
+    assert shown["total"] == first["total"] == 360
+    assert shown["currency"] == "INR"
+    assert shown["allowed_next"] == ["CONFIRMED", "CANCELLED"]
+    assert shown["user_id"] == first_shopper.user_id
     assert datetime.fromisoformat(shown["promised_at"]) == datetime.fromisoformat(first["promised_at"])
 
     delivery.post(f"/order/{first['order_id']}/update-status", headers=staff)
@@ -79,13 +85,16 @@ def test_the_shopper_watches_the_order_move_to_delivered(orders, catalog, delive
         assert stream.headers["content-type"].startswith("text/event-stream")
         events = server_sent_events(stream)
         name, first = next_event(events)
-        assert name == "status" and first["status"] == "PLACED" and first["order_id"] == order_id
+        assert name == "status"
+        assert first["status"] == "PLACED"
+        assert first["order_id"] == order_id
         promised = datetime.fromisoformat(first["promised_at"]) - datetime.fromisoformat(order["created_at"])
         assert timedelta(minutes=10) <= promised < timedelta(minutes=11)
         for expected in FLOW[1:]:
             assert delivery.post(f"/order/{order_id}/update-status", headers=staff).status_code == 200
             name, update = next_event(events)
-            assert name == "status" and update["status"] == expected
+            assert name == "status"
+            assert update["status"] == expected
             assert [h["status"] for h in update["history"]] == FLOW[: FLOW.index(expected) + 1]
         assert next_event(events) == ("end", {"order_id": order_id, "status": "DELIVERED"})
 
@@ -129,7 +138,8 @@ def test_the_staff_board_hears_new_orders_and_changes(orders, catalog, delivery,
     ):
         events = server_sent_events(stream)
         name, snapshot = next_event(events)
-        assert name == "snapshot" and isinstance(snapshot, list)
+        assert name == "snapshot"
+        assert isinstance(snapshot, list)
         _, order, product = place_order(orders, catalog, delivery, stack, staff)
         order_id = order["order_id"]
 
@@ -137,10 +147,12 @@ def test_the_staff_board_hears_new_orders_and_changes(orders, catalog, delivery,
             return next(data for name, data in events if name == "delivery" and data["order_id"] == order_id)
 
         opened = next_about_this_order()
-        assert opened["status"] == "PLACED" and opened["items"][0]["product_id"] == product["id"]
+        assert opened["status"] == "PLACED"
+        assert opened["items"][0]["product_id"] == product["id"]
         delivery.post(f"/order/{order_id}/update-status", json={"status": "CANCELLED"}, headers=staff)
         cancelled = next_about_this_order()
-        assert cancelled["status"] == "CANCELLED" and cancelled["allowed_next"] == []
+        assert cancelled["status"] == "CANCELLED"
+        assert cancelled["allowed_next"] == []
 
 
 def test_customers_cannot_open_the_board(delivery, stack):

@@ -124,7 +124,8 @@ def test_each_lock_is_made_by_the_command_make_lock_runs(name: str) -> None:
     assert Path(command[0]).name == "uv"
     ours = [arg for arg in command[1:] if arg != "--quiet"]  # uv leaves --quiet out of the header
     header = header_command(name)
-    assert header[0] == "uv" and header[1:] == ours
+    assert header[0] == "uv"
+    assert header[1:] == ours
 
 
 def test_make_installs_from_the_lock_with_hashes_and_adds_only_the_project() -> None:
@@ -132,7 +133,9 @@ def test_make_installs_from_the_lock_with_hashes_and_adds_only_the_project() -> 
     installs = [c for c in commands if " install " in c]
     assert any("--require-hashes -r requirements/dev.txt" in c for c in installs)
     project = [c for c in installs if c.endswith("-e .")]
-    assert len(project) == 1 and "--no-deps" in project[0] and "--no-build-isolation" in project[0]
+    assert len(project) == 1
+    assert "--no-deps" in project[0]
+    assert "--no-build-isolation" in project[0]
 
 
 def test_renovate_keeps_the_locks_and_images_fresh() -> None:

@@ -13,8 +13,9 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
-from harness import RUN_SERVICES as SERVICES
 from harness import isolated_run, latest_code, start_winkit_run, unique_email
+
+from winkit.core.settings import SERVICE_NAMES as SERVICES
 
 WINKIT = Path(sys.executable).parent / "winkit"
 # The embedded nats-server and SecantusDB are third-party processes with their own formats.

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from harness import new_product
-from test_users_api import assert_problem
+from harness import assert_problem, new_product
 
 JARGON = ("dictionary", "pattern", "regex", "^", "$", "Value error", "Input should be a valid")
-
-
-@pytest.fixture
-def staff(stack):
-    return stack.staff_headers()
 
 
 def messages(problem: dict) -> list[str]:

@@ -11,12 +11,11 @@ import pytest
 from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from harness import LiveServer, bound_socket, eventually, free_port, unique_email
-from test_users_api import assert_problem
+from harness import LiveServer, assert_problem, bound_socket, eventually, free_port, unique_email
 
+from winkit.core.keys import KeyConfigurationError, load_signing_key, service_secret
+from winkit.core.settings import Settings
 from winkit.launcher import Supervisor, mongodb_child
-from winkit.platform.keys import KeyConfigurationError, load_signing_key, service_secret
-from winkit.platform.settings import Settings
 from winkit.users.accounts import DEV_STAFF_EMAIL, DEV_STAFF_PASSWORD
 from winkit.users.mail import MailConfigurationError, mail_sender
 
@@ -25,7 +24,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[email.message.Message] = []
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope):
         self.messages.append(email.message_from_bytes(envelope.content))
         return "250 OK"
 

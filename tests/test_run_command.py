@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness import RUN_SERVICES as SERVICES
 from harness import WINKIT, eventually, isolated_run, latest_code, start_winkit_run, unique_email
+
+from winkit.core.settings import SERVICE_NAMES as SERVICES
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,8 @@ def test_run_serves_everything_and_ctrl_c_stops_it_all(env, ports):
     try:
         for name in SERVICES:
             health = httpx.get(f"http://127.0.0.1:{ports[name]}/health", timeout=5)
-            assert health.status_code == 200 and health.json()["service"] == name
+            assert health.status_code == 200
+            assert health.json()["service"] == name
         users = httpx.Client(base_url=f"http://127.0.0.1:{ports['users']}", timeout=10)
         email = unique_email("run")
         users.post("/otp/send", json={"email": email})

@@ -13,8 +13,8 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from harness import free_port
 
-from winkit.platform.database import connect
-from winkit.platform.settings import Settings
+from winkit.core.database import connect
+from winkit.core.settings import Settings
 from winkit.users.mail import SmtpSender
 
 
@@ -22,7 +22,7 @@ class AcceptingHandler:
     def __init__(self) -> None:
         self.recipients: list[str] = []
 
-    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
         self.recipients += envelope.rcpt_tos
         return "250 OK"
 
@@ -112,4 +112,5 @@ def test_each_service_signs_in_to_mongodb_as_its_own_user(tmp_path: Path) -> Non
 def test_without_a_username_the_uris_own_credentials_stay() -> None:
     settings = Settings(mongodb_uri="mongodb://from-uri:pw@127.0.0.1:27017/?directConnection=true")
     credentials = connect(settings, "users").options.pool_options._credentials
-    assert credentials is not None and (credentials.username, credentials.password) == ("from-uri", "pw")
+    assert credentials is not None
+    assert (credentials.username, credentials.password) == ("from-uri", "pw")

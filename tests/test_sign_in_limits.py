@@ -18,12 +18,11 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from harness import LiveServer, bound_socket, register, unique_email
-from test_users_api import assert_problem
+from harness import LiveServer, assert_problem, bound_socket, register, unique_email
 
-from winkit.platform.database import close, connect, service_database
-from winkit.platform.email import email_key
-from winkit.platform.errors import TooManyRequests
+from winkit.core.database import close, connect, service_database
+from winkit.core.email import email_key
+from winkit.core.errors import TooManyRequests
 from winkit.users.app import create_app
 from winkit.users.sign_in_limits import InvalidSignInRate, SignInLimits, SignInRate
 from winkit.users.store import UsersStore
@@ -166,7 +165,9 @@ def test_a_bad_limit_is_refused_at_start_up(stack, value):
     with pytest.raises(InvalidSignInRate) as refused:
         create_app(stack.settings.model_copy(update={"sign_in_rate_limit": value}))
     message = str(refused.value)
-    assert "WINKIT_SIGN_IN_RATE_LIMIT" in message and repr(value) in message and "'10/minute'" in message
+    assert "WINKIT_SIGN_IN_RATE_LIMIT" in message
+    assert repr(value) in message
+    assert "'10/minute'" in message
 
 
 @pytest.mark.parametrize(
@@ -257,7 +258,8 @@ async def test_old_windows_are_swept_by_the_database(store):
     email = unique_email()
     await limits.count_attempt(email)
     window = await store.sign_in_windows.find_one({"_id": f"{email_key(email)}:{MINUTE}"})
-    assert window is not None and window["attempts"] == 1
+    assert window is not None
+    assert window["attempts"] == 1
     assert window["expires_at"] == datetime.fromtimestamp(MINUTE + 120, UTC)
     ttl = [
         index for index in (await store.sign_in_windows.index_information()).values() if "expireAfterSeconds" in index

@@ -36,11 +36,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from pymongo import MongoClient
 
+from winkit.core import tracing
+from winkit.core.event_contracts import wire
+from winkit.core.outbox import TRACE_CONTEXT
+from winkit.core.settings import Settings
 from winkit.gateway import envoy
 from winkit.launcher import Supervisor, mongodb_child, nats_child
-from winkit.platform import tracing
-from winkit.platform.events import TRACE_CONTEXT, _wire
-from winkit.platform.settings import Settings
 
 SERVICES = ("users", "catalog", "orders", "delivery")
 
@@ -200,7 +201,7 @@ def test_a_checkout_is_one_trace_across_the_services(traced_stack: TracedStack) 
         kept = mongo["winkit_orders"]["outbox"].find_one({"type": "order.created", "data.order_id": order_id})
     assert kept is not None
     assert kept[TRACE_CONTEXT]["traceparent"].startswith(f"00-{trace_id:032x}-")
-    assert set(json.loads(_wire(kept))) == {"id", "type", "version", "source", "occurred_at", "data"}
+    assert set(json.loads(wire(kept))) == {"id", "type", "version", "source", "occurred_at", "data"}
 
 
 # --- the real system, over real sockets, into an OTLP/HTTP receiver ---------------------
@@ -215,7 +216,7 @@ class OtlpReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+            def do_POST(self) -> None:
                 body = self.body()
                 if self.path == "/v1/traces":
                     receiver.take(ExportTraceServiceRequest.FromString(body))
@@ -368,9 +369,9 @@ def test_off_by_default_nothing_of_opentelemetry_is_loaded(tmp_path: Path) -> No
     script = (
         "import sys\n"
         "from winkit.orders.app import create_app\n"
-        "from winkit.platform import tracing\n"
-        "from winkit.platform.events import new_event\n"
-        "from winkit.platform.settings import Settings\n"
+        "from winkit.core import tracing\n"
+        "from winkit.core.outbox import new_event\n"
+        "from winkit.core.settings import Settings\n"
         f"app = create_app(Settings(env='dev', data_dir={str(tmp_path)!r}))\n"
         "event = new_event('order.created', 'orders', {'order_id': 'x'})\n"
         "print(tracing._provider, getattr(app, '_is_instrumented_by_opentelemetry', False), sorted(event),\n"

@@ -7,27 +7,19 @@ import uuid
 
 import httpx
 import pytest
-from harness import latest_code, register, unique_email
+from harness import assert_problem, latest_code, register, unique_email
 
 from winkit.users.accounts import DEV_STAFF_EMAIL, DEV_STAFF_PASSWORD
-
-PROBLEM = "application/problem+json"
-
-
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body = response.json()
-    assert body["status"] == status and body["title"] and body["type"]
-    return body
 
 
 def test_signup_login_profile_flow(users):
     email = unique_email()
     sent = users.post("/otp/send", json={"email": email})
-    assert sent.status_code == 202 and sent.json() == {"expires_in": 300}
+    assert sent.status_code == 202
+    assert sent.json() == {"expires_in": 300}
     [message] = users.get("/dev/outbox", params={"to": email}).json()
-    assert message["to"] == email and set(message) == {"to", "subject", "body", "sent_at"}
+    assert message["to"] == email
+    assert set(message) == {"to", "subject", "body", "sent_at"}
     code = latest_code(users, email)
     assert len(code) == 6
 
@@ -41,18 +33,22 @@ def test_signup_login_profile_flow(users):
     assert user["role"] == "customer"
 
     token = users.post("/login", json={"email": email.upper(), "password": "s3cret-pass"}).json()
-    assert token["token_type"] == "bearer" and token["user_id"] == user["id"] and token["expires_in"] > 0
+    assert token["token_type"] == "bearer"
+    assert token["user_id"] == user["id"]
+    assert token["expires_in"] > 0
 
     profile = users.get("/profile", headers={"Authorization": f"Bearer {token['access_token']}"})
     assert profile.status_code == 200
-    assert profile.json()["email"] == email and profile.json()["phone"] == "+91 98765 43210"
+    assert profile.json()["email"] == email
+    assert profile.json()["phone"] == "+91 98765 43210"
     assert not any("password" in key or "hash" in key for key in profile.json())
 
 
 def test_oauth2_password_form_login(users, stack):
     customer = stack.customer()
     response = users.post("/login", data={"username": customer.email, "password": customer.password})
-    assert response.status_code == 200 and response.json()["user_id"] == customer.user_id
+    assert response.status_code == 200
+    assert response.json()["user_id"] == customer.user_id
 
 
 def test_wrong_code_expired_and_reused_codes_are_refused(users):
@@ -92,7 +88,8 @@ def test_codes_are_random(users):
         email = unique_email()
         users.post("/otp/send", json={"email": email})
         codes.add(latest_code(users, email))
-    assert len(codes) == 3 and "123456" not in codes
+    assert len(codes) == 3
+    assert "123456" not in codes
 
 
 def test_email_is_unique_case_insensitively(users, stack):
@@ -149,7 +146,8 @@ def test_profile_needs_a_token_and_guards_other_users(users, stack):
     assert users.get("/profile", params={"user_id": alice.user_id}, headers=alice.headers).status_code == 200
     staff = stack.staff_headers()
     seen = users.get("/profile", params={"user_id": bob.user_id}, headers=staff)
-    assert seen.status_code == 200 and seen.json()["email"] == bob.email
+    assert seen.status_code == 200
+    assert seen.json()["email"] == bob.email
     assert_problem(users.get("/profile", params={"user_id": "not-an-id"}, headers=staff), 404)
 
 
@@ -157,9 +155,11 @@ def test_profile_update_changes_name_and_phone_only(users, stack):
     customer = stack.customer()
     updated = users.patch("/profile", json={"name": "New Name", "phone": "9876543210"}, headers=customer.headers)
     assert updated.status_code == 200
-    assert updated.json()["name"] == "New Name" and updated.json()["phone"] == "9876543210"
+    assert updated.json()["name"] == "New Name"
+    assert updated.json()["phone"] == "9876543210"
     cleared = users.patch("/profile", json={"phone": None}, headers=customer.headers)
-    assert cleared.json()["phone"] is None and cleared.json()["name"] == "New Name"
+    assert cleared.json()["phone"] is None
+    assert cleared.json()["name"] == "New Name"
     for field in ({"role": "admin"}, {"email": "x@example.com"}, {"id": "abc"}, {"name": None}):
         assert_problem(users.patch("/profile", json=field, headers=customer.headers), 422)
     assert users.get("/profile", headers=customer.headers).json()["role"] == "customer"
@@ -171,7 +171,8 @@ def test_dev_staff_account_exists(stack):
 
 def test_jwks_publishes_the_public_key_only(users):
     keys = users.get("/.well-known/jwks.json").json()["keys"]
-    assert keys and all(k["kty"] == "OKP" and k["alg"] == "EdDSA" and "kid" in k and "d" not in k for k in keys)
+    assert keys
+    assert all(k["kty"] == "OKP" and k["alg"] == "EdDSA" and "kid" in k and "d" not in k for k in keys)
 
 
 def test_register_then_login_twice_keeps_one_account(users):

@@ -14,11 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from winkit import __version__
+from winkit.core.auth import Role
+from winkit.core.database import connect, service_database
+from winkit.core.errors import Problem
+from winkit.core.settings import SERVICE_NAMES, Settings
 from winkit.launcher import LaunchError, run_forever
-from winkit.platform.auth import Role
-from winkit.platform.database import connect, service_database
-from winkit.platform.errors import Problem
-from winkit.platform.settings import SERVICE_PORTS, Settings
 
 app = typer.Typer(help="Winkit: quick-commerce grocery services.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage accounts.", no_args_is_help=True)
@@ -49,8 +49,8 @@ def _print_ready(settings: Settings) -> None:
     gateway = f"http://{settings.host}:{settings.gateway_port}"
     table.add_row("Winkit app", f"http://localhost:{settings.app_port}  (shoppers and store staff)")
     table.add_row("API gateway", f"{gateway}  (docs: {gateway}/docs)")
-    for name in SERVICE_PORTS:
-        url = settings.service_url(name)  # type: ignore[arg-type]
+    for name in SERVICE_NAMES:
+        url = settings.service_url(name)
         table.add_row(f"{name} service", f"{url}  (docs: {url}/docs)")
     table.add_row("MongoDB", settings.mongodb_uri_for("users").split("?")[0])
     table.add_row("NATS", settings.effective_nats_url)
@@ -84,7 +84,7 @@ async def _create_user(settings: Settings, name: str, email: str, password: str,
         store = UsersStore(service_database(client, "users"))
         await store.ensure_indexes()
         user = await create_account(store, name=name, email=email, password=password, role=role)
-        return user["id"]
+        return str(user["id"])
     finally:
         await client.close()
 
@@ -105,7 +105,7 @@ def create_user(
     except Problem as exc:  # taken, or not an email address
         errors.print(f"winkit: {exc.detail}")
         raise typer.Exit(1) from None
-    except Exception as exc:  # noqa: BLE001 - one readable line instead of a traceback
+    except Exception as exc:
         errors.print(f"winkit: could not create the account: {exc}")
         raise typer.Exit(1) from None
     console.print(f"Created {role.value} {email} with id {user_id}")

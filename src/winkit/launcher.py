@@ -20,21 +20,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from winkit.core.observability import uvicorn_log_config
+from winkit.core.settings import SERVICE_NAMES, Settings
 from winkit.gateway import envoy
-from winkit.platform.observability import uvicorn_log_config
-from winkit.platform.settings import Settings
 
 _PR_SET_PDEATHSIG = 1
-
-
-# -P: never put the working directory on sys.path (from src/winkit, winkit/platform
-# would shadow the standard library's platform module).
-PYTHON = [sys.executable, "-P"]
 
 
 def _die_with(parent: int) -> Callable[[], None]:
@@ -80,7 +76,8 @@ def port_is_free(host: str, port: int) -> bool:
 
 def mongodb_answers(uri: str) -> bool:
     try:
-        with MongoClient(uri, serverSelectionTimeoutMS=300, connectTimeoutMS=300) as client:
+        client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=300, connectTimeoutMS=300)
+        with client:
             client.admin.command("ping")
     except PyMongoError:
         return False
@@ -109,9 +106,9 @@ def mongodb_child(port: int, storage: Path, *, client_idle_timeout: float | None
         raise LaunchError("SecantusDB is not installed: pip install 'winkit[embedded]', or set WINKIT_MONGODB_URI")
     storage.mkdir(parents=True, exist_ok=True)
     uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    argv = [*PYTHON, "-m", "secantus"]
+    argv = [sys.executable, "-m", "secantus"]
     if client_idle_timeout is not None:
-        argv = [*PYTHON, "-c", _SECANTUS_WITH_IDLE_LIMIT, str(client_idle_timeout)]
+        argv = [sys.executable, "-c", _SECANTUS_WITH_IDLE_LIMIT, str(client_idle_timeout)]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
     return Child(
         name="mongodb (SecantusDB)",
@@ -190,7 +187,7 @@ def service_child(
     ready_path: str = "/health",
     extra: tuple[str, ...] = (),
 ) -> Child:
-    argv = [*PYTHON, "-m", "uvicorn", app_factory, "--factory"]
+    argv = [sys.executable, "-m", "uvicorn", app_factory, "--factory"]
     argv += ["--host", host, "--port", str(port), "--no-access-log", "--log-level", "warning"]
     argv += ["--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_SECONDS), *extra]
     return Child(
@@ -234,8 +231,8 @@ class Supervisor:
                 if child.is_ready():
                     waiting.remove(child)
                 elif child.process.poll() is not None:
-                    log = self.log_dir / self._log_name(child)
-                    raise LaunchError(f"{child.name} exited with code {child.process.returncode}; see {log}")
+                    log_file = self.log_dir / self._log_name(child)
+                    raise LaunchError(f"{child.name} exited with code {child.process.returncode}; see {log_file}")
             if waiting and time.monotonic() > deadline:
                 raise LaunchError(f"{waiting[0].name} was not ready within {timeout:.0f} s")
             if waiting:
@@ -264,14 +261,6 @@ class Supervisor:
         self.children.clear()
 
 
-SERVICES: tuple[tuple[str, str], ...] = (
-    ("users", "winkit.users.app:create_app"),
-    ("catalog", "winkit.catalog.app:create_app"),
-    ("orders", "winkit.orders.app:create_app"),
-    ("delivery", "winkit.delivery.app:create_app"),
-)
-
-
 def planned_stages(settings: Settings) -> list[list[Child]]:
     """What `winkit run` starts for these settings, stage by stage: each stage starts at
     once, once the one before is ready."""
@@ -289,8 +278,9 @@ def planned_stages(settings: Settings) -> list[list[Child]]:
         nats = nats_child(settings.embedded_nats_port, settings.embedded_nats_monitor_port, data_dir / "nats")
         infrastructure.append(nats)
     apps = []
-    for name, factory in SERVICES:
-        port = httpx.URL(settings.service_url(name)).port or 80  # type: ignore[arg-type]
+    for name in SERVICE_NAMES:
+        port = httpx.URL(settings.service_url(name)).port or 80
+        factory = f"winkit.{name}.app:create_app"
         apps.append(service_child(f"{name} service", factory, settings.host, port, env, extra=log_options))
     # The gateway's pages (behind Envoy, on loopback) look services up only when asked.
     pages = "winkit.gateway.app:create_app"

@@ -7,14 +7,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import flet_web.fastapi as flet_fastapi
+from fastapi import FastAPI
 from flet_web import get_package_web_dir
 
 from winkit import __version__
 from winkit.app.assets import CompressedAssets
 from winkit.app.main import api_client, build_main
-from winkit.platform.observability import configure_logging
-from winkit.platform.settings import Settings
-from winkit.platform.urls import RelativeRedirects
+from winkit.core.observability import configure_logging
+from winkit.core.settings import Settings
+from winkit.core.urls import RelativeRedirects
 
 
 def create_app(settings: Settings | None = None) -> CompressedAssets:
@@ -23,7 +24,8 @@ def create_app(settings: Settings | None = None) -> CompressedAssets:
     http = api_client(settings.effective_app_api_url)
     # Filled below, once the parts to stop exist; Flet's lifespan runs them at shutdown.
     on_shutdown: list[Callable[[], Awaitable[None] | None]] = []
-    server = flet_fastapi.FastAPI(
+    # Flet's FastAPI subclass (its lifespan runs Flet's sessions), typed as what it is.
+    server: FastAPI = flet_fastapi.FastAPI(
         title="Winkit app",
         version=__version__,
         docs_url=None,

@@ -88,6 +88,7 @@ class Shell:
         self.next_route = "/"
         self.pending_add: str | None = None
         self._live: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._prefs = ft.SharedPreferences()
         self._banner: ft.Banner | None = None
         self._width_class = 0
@@ -134,7 +135,7 @@ class Shell:
         except ApiError as error:
             if error.status == 401:
                 await self.sign_out(Notice(NoticeKind.SIGNED_OUT, describe(error).text), go=False)
-        except Exception:  # noqa: BLE001 - offline at start: keep the session, show the banner
+        except Exception:
             self.notify(Notice(NoticeKind.OFFLINE, describe(ConnectionError()).text))
 
     # --- routing ----------------------------------------------------------------------
@@ -161,7 +162,7 @@ class Shell:
             return
         try:
             view = await route.build(self, params)
-        except Exception as error:  # noqa: BLE001 - any failure is a notice and a retry, never a crash
+        except Exception as error:
             self.notify(error)
             view = self._failed_view(location)
         view.route = location
@@ -233,7 +234,7 @@ class Shell:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # noqa: BLE001 - reconnect after any failure
+            except Exception as error:
                 notice = describe(error)
                 if notice.kind != NoticeKind.OFFLINE:
                     self.notify(notice)
@@ -255,7 +256,7 @@ class Shell:
         async def handle(_: Any = None) -> None:
             try:
                 await action()
-            except Exception as error:  # noqa: BLE001 - shown to the person, never a crash
+            except Exception as error:
                 self.notify(error)
 
         return handle
@@ -273,7 +274,10 @@ class Shell:
         if notice.kind == NoticeKind.OFFLINE:
             self._show_banner(notice.text)
         elif notice.kind == NoticeKind.SIGNED_OUT:
-            asyncio.create_task(self.sign_out(notice))
+            # The loop keeps only a weak reference to a task: hold it until it is done.
+            task = asyncio.create_task(self.sign_out(notice))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         elif notice.kind == NoticeKind.OUT_OF_STOCK:
             self._snack(notice.text, "Fix my cart", self.on(lambda: self.fix_cart(notice.available)))
         else:

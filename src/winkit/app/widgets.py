@@ -170,7 +170,7 @@ def product_tile(
 
 
 def money_rows(rows: list[tuple[str, str]]) -> ft.Control:
-    lines = []
+    lines: list[ft.Control] = []
     for index, (label, value) in enumerate(rows):
         last = index == len(rows) - 1
         weight = ft.FontWeight.BOLD if last else ft.FontWeight.NORMAL

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from winkit.catalog import images
 from winkit.catalog.http_cache import ResponseCache
@@ -20,10 +20,10 @@ from winkit.catalog.schemas import (
     ReservationRequest,
 )
 from winkit.catalog.stock import Stock
-from winkit.platform.auth import CallingService, StaffPrincipal
-from winkit.platform.database import Document
-from winkit.platform.errors import NotFound
-from winkit.platform.service import from_state
+from winkit.core.auth import CallingService, StaffPrincipal
+from winkit.core.database import Document
+from winkit.core.errors import NotFound
+from winkit.core.service import from_state
 
 router = APIRouter()
 
@@ -31,10 +31,10 @@ SVG = "image/svg+xml"
 IMAGE_CACHE = "public, max-age=86400"
 
 
-CatalogDep = Annotated[Catalog, from_state("catalog")]
-StockDep = Annotated[Stock, from_state("stock")]
-ReadModelDep = Annotated[CatalogReadModel, from_state("read_model")]
-CacheDep = Annotated[ResponseCache, from_state("response_cache")]
+CatalogDep = Annotated[Catalog, Depends(from_state("catalog", Catalog))]
+StockDep = Annotated[Stock, Depends(from_state("stock", Stock))]
+ReadModelDep = Annotated[CatalogReadModel, Depends(from_state("read_model", CatalogReadModel))]
+CacheDep = Annotated[ResponseCache, Depends(from_state("response_cache", ResponseCache))]
 
 # Reads answer with bytes the read model serialised once (no response_model validation);
 # response_model still documents them.

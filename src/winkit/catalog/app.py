@@ -14,11 +14,12 @@ from winkit.catalog.read_model import CatalogReadModel
 from winkit.catalog.read_model_sync import ReadModelSync
 from winkit.catalog.stock import STOCK_CHANGED, Stock
 from winkit.catalog.store import CatalogStore
-from winkit.platform.auth import ServiceTokens
-from winkit.platform.events import Outbox, start_event_bus
-from winkit.platform.keys import service_secret
-from winkit.platform.service import create_service_app
-from winkit.platform.settings import Settings
+from winkit.core.auth import ServiceTokens
+from winkit.core.events import start_event_bus
+from winkit.core.keys import service_secret
+from winkit.core.outbox import Outbox
+from winkit.core.service import create_service_app
+from winkit.core.settings import Settings
 
 
 async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
@@ -66,6 +67,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Winkit catalog",
         description="Products, categories, images and stock.",
     )
-    # Innermost, after the platform's middleware (request ids, metrics, CORS), before routing.
+    # Innermost, after the core's middleware (request ids, metrics, CORS), before routing.
     app.user_middleware.append(Middleware(CachedReads))
     return app

@@ -17,10 +17,10 @@ from winkit.catalog import demo_data
 from winkit.catalog.read_model import CatalogReadModel, name_key
 from winkit.catalog.stock import stock_changed
 from winkit.catalog.store import VERSION, CatalogStore, SkuTaken
-from winkit.platform.database import Document, stored_now
-from winkit.platform.errors import Conflict, NotFound
-from winkit.platform.events import Change, Outbox, new_event, transact
-from winkit.platform.money import CURRENCY, to_paise
+from winkit.core.database import Document, stored_now
+from winkit.core.errors import Conflict, NotFound
+from winkit.core.money import CURRENCY, to_paise
+from winkit.core.outbox import Change, Outbox, new_event, transact
 
 PRODUCT_CHANGED = "product.changed"
 
@@ -61,7 +61,7 @@ class Catalog:
 
     async def _written(self, change: Change) -> Document:
         """Run a write that returns the product after it, then show that product here."""
-        doc = await transact(self._store.db, self._outbox, change)
+        doc: Document = await transact(self._store.db, self._outbox, change)
         self._read_model.apply(doc)
         return doc
 

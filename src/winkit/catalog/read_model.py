@@ -22,9 +22,9 @@ from pydantic import TypeAdapter
 
 from winkit.catalog.schemas import Category, Product
 from winkit.catalog.store import VERSION
-from winkit.platform.database import Document
-from winkit.platform.money import CURRENCY, to_rupees
-from winkit.platform.urls import segment
+from winkit.core.database import Document
+from winkit.core.money import CURRENCY, to_rupees
+from winkit.core.urls import segment
 
 _PRODUCT = TypeAdapter(Product)
 _CATEGORIES = TypeAdapter(list[Category])
@@ -81,7 +81,7 @@ _BY_KEY = attrgetter("key")
 
 class CatalogReadModel:
     def __init__(self, public_api_url: str) -> None:
-        # Links come from the configured public URL, never from a request (see platform/urls.py).
+        # Links come from the configured public URL, never from a request (see core/urls.py).
         self._links = f"{public_api_url}/catalog"
         self._versions: dict[str, int] = {}  # every product ever seen, deleted ones too
         self._shelved: dict[str, _Shelved] = {}  # products for sale, by id

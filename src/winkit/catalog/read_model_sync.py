@@ -29,7 +29,8 @@ from pymongo.errors import PyMongoError
 
 from winkit.catalog.read_model import CatalogReadModel
 from winkit.catalog.store import CatalogStore
-from winkit.platform.events import Event, EventBus
+from winkit.core.event_contracts import Event
+from winkit.core.events import EventBus
 
 log = structlog.get_logger("winkit.catalog")
 

@@ -9,8 +9,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from winkit.platform.ids import MAX_ORDER_LINES, EntityId, is_canonical
-from winkit.platform.money import Rupees, RupeesInput
+from winkit.core.ids import MAX_ORDER_LINES, EntityId, is_canonical
+from winkit.core.money import Rupees, RupeesInput
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 

@@ -15,10 +15,10 @@ from pymongo.errors import DuplicateKeyError
 
 from winkit.catalog.read_model import CatalogReadModel
 from winkit.catalog.store import CatalogStore
-from winkit.platform.database import Document
-from winkit.platform.errors import Conflict, OutOfStock, PricesChanged
-from winkit.platform.events import Outbox, new_event, transact
-from winkit.platform.money import to_rupees
+from winkit.core.database import Document
+from winkit.core.errors import Conflict, OutOfStock, PricesChanged
+from winkit.core.money import to_rupees
+from winkit.core.outbox import Outbox, new_event, transact
 
 log = structlog.get_logger("winkit.stock")
 

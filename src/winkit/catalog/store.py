@@ -10,7 +10,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from winkit.platform.database import Document, object_id
+from winkit.core.database import Document, object_id
 
 ACTIVE: Document = {"deleted_at": None}
 # Every write to a product raises its version by one (a new product is at 1), so whoever
@@ -50,7 +50,8 @@ class CatalogStore:
         """Insert products whose sku is not there yet (safe to repeat); those inserted."""
         ops = [UpdateOne({"sku": p["sku"]}, {"$setOnInsert": {**p, **BUMP}}, upsert=True) for p in products]
         result = await self.products.bulk_write(ops, ordered=False, session=session)
-        return [{**products[index], **BUMP, "_id": oid} for index, oid in result.upserted_ids.items()]
+        upserted = result.upserted_ids or {}
+        return [{**products[index], **BUMP, "_id": oid} for index, oid in upserted.items()]
 
     async def find(self, query: Document, *, limit: int | None, offset: int) -> list[Document]:
         """Products for sale matching ``query``, by category, name and id. Shoppers' reads are

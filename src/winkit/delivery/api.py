@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Depends, Query
 from fastapi.sse import EventSourceResponse
 
-from winkit.delivery.lifecycle import Status
+from winkit.core.auth import CallingService, CurrentPrincipal, StaffPrincipal
+from winkit.core.order_status import OrderStatus
+from winkit.core.service import from_state
+from winkit.core.sse import STREAM_RESPONSE, event_stream
 from winkit.delivery.schemas import DeliveryStatus, OpenDelivery, ShopperCancellation, StatusUpdate
 from winkit.delivery.tracking import BOARD_LIMIT, Tracking
-from winkit.platform.auth import CallingService, CurrentPrincipal, StaffPrincipal
-from winkit.platform.service import from_state
-from winkit.platform.sse import STREAM_RESPONSE, event_stream
 
 router = APIRouter(tags=["delivery"])
 
 
-TrackingDep = Annotated[Tracking, from_state("tracking")]
+TrackingDep = Annotated[Tracking, Depends(from_state("tracking", Tracking))]
 
 
 @router.get("/order/{order_id}/status", response_model=DeliveryStatus)
@@ -50,7 +50,9 @@ async def update_status(
 async def open_deliveries(
     _: StaffPrincipal,
     tracking: TrackingDep,
-    status: Annotated[list[Status] | None, Query(description="Only these statuses (default: every open one)")] = None,
+    status: Annotated[
+        list[OrderStatus] | None, Query(description="Only these statuses (default: every open one)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = BOARD_LIMIT,
 ) -> list[dict[str, Any]]:
     """Staff only: the queue of deliveries, oldest first, with items, address and total."""

@@ -6,15 +6,16 @@ from contextlib import AsyncExitStack
 
 from fastapi import APIRouter, FastAPI
 
+from winkit.core.auth import ServiceTokens
+from winkit.core.events import start_event_bus
+from winkit.core.keys import service_secret
+from winkit.core.outbox import Outbox
+from winkit.core.service import create_service_app
+from winkit.core.settings import Settings
 from winkit.delivery import api
 from winkit.delivery.live import LiveUpdates
 from winkit.delivery.store import DeliveryStore
 from winkit.delivery.tracking import Tracking
-from winkit.platform.auth import ServiceTokens
-from winkit.platform.events import Outbox, start_event_bus
-from winkit.platform.keys import service_secret
-from winkit.platform.service import create_service_app
-from winkit.platform.settings import Settings
 
 
 async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:

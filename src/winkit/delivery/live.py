@@ -14,9 +14,9 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Iterator
 
+from winkit.core.database import Document
+from winkit.core.event_contracts import Event
 from winkit.delivery.store import DeliveryStore
-from winkit.platform.database import Document
-from winkit.platform.events import Event
 
 EVERY_ORDER = None
 # A stream this far behind skips ahead: it re-reads the record when its queue drains.

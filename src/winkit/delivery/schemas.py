@@ -7,22 +7,22 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from winkit.delivery.lifecycle import Status
-from winkit.platform.address import ShippingAddress
-from winkit.platform.money import Rupees
+from winkit.core.address import ShippingAddress
+from winkit.core.money import Rupees
+from winkit.core.order_status import OrderStatus
 
 
 class HistoryEntry(BaseModel):
-    status: Status
+    status: OrderStatus
     at: datetime
     by: str
 
 
 class DeliveryStatus(BaseModel):
     order_id: str
-    status: Status
+    status: OrderStatus
     history: list[HistoryEntry]
-    allowed_next: list[Status]
+    allowed_next: list[OrderStatus]
     updated_at: datetime
     promised_at: datetime | None = Field(description="When the order was promised to arrive")
     version: int = Field(description="Goes up by one with every change of this order's status")
@@ -57,4 +57,4 @@ class ShopperCancellation(BaseModel):
 class StatusUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    status: Status
+    status: OrderStatus

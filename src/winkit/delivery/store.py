@@ -6,7 +6,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from winkit.platform.database import Document
+from winkit.core.database import Document
 
 
 class DeliveryStore:

@@ -13,23 +13,23 @@ import structlog
 from fastapi.sse import ServerSentEvent
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from winkit.core.auth import Principal
+from winkit.core.database import Document
+from winkit.core.errors import Conflict, NotFound
+from winkit.core.money import CURRENCY, to_rupees
+from winkit.core.order_status import OrderStatus
+from winkit.core.outbox import Outbox, new_event, transact
+from winkit.core.sse import HEARTBEAT
 from winkit.delivery.lifecycle import (
     FINAL,
     OPEN,
     SHOPPER_CANCELLABLE,
-    Status,
     TransitionRefused,
     allowed_next,
     next_status,
 )
 from winkit.delivery.live import EVERY_ORDER, LiveUpdates
 from winkit.delivery.store import DeliveryStore
-from winkit.platform.auth import Principal
-from winkit.platform.database import Document
-from winkit.platform.errors import Conflict, NotFound
-from winkit.platform.events import Outbox, new_event, transact
-from winkit.platform.money import CURRENCY, to_rupees
-from winkit.platform.sse import HEARTBEAT
 
 log = structlog.get_logger("winkit.delivery")
 
@@ -43,7 +43,7 @@ def status_view(record: Document) -> dict[str, Any]:
         "order_id": record["_id"],
         "status": record["status"],
         "history": record["history"],
-        "allowed_next": allowed_next(Status(record["status"])),
+        "allowed_next": allowed_next(OrderStatus(record["status"])),
         "updated_at": record["updated_at"],
         "promised_at": record.get("promised_at"),
         "version": record["version"],
@@ -94,7 +94,9 @@ class Tracking:
     async def status(self, principal: Principal, order_id: str) -> dict[str, Any]:
         return status_view(await self._visible(principal, order_id))
 
-    async def open_deliveries(self, statuses: list[Status] | None, limit: int = BOARD_LIMIT) -> list[dict[str, Any]]:
+    async def open_deliveries(
+        self, statuses: list[OrderStatus] | None, limit: int = BOARD_LIMIT
+    ) -> list[dict[str, Any]]:
         """The staff queue: deliveries in ``statuses`` (every open one by default), oldest first."""
         records = await self._store.in_statuses([str(s) for s in statuses or OPEN], limit)
         return [delivery_view(record) for record in records]
@@ -144,10 +146,10 @@ class Tracking:
                     continue
                 yield ServerSentEvent(event="delivery", data=delivery_view(record))
 
-    async def update(self, principal: Principal, order_id: str, requested: Status | None) -> dict[str, Any]:
+    async def update(self, principal: Principal, order_id: str, requested: OrderStatus | None) -> dict[str, Any]:
         record = await self._visible(principal, order_id)
         try:
-            target = next_status(Status(record["status"]), requested)
+            target = next_status(OrderStatus(record["status"]), requested)
         except TransitionRefused as refused:
             raise _refusal(refused) from None
 
@@ -161,7 +163,7 @@ class Tracking:
         )
         return status_view(await self._visible(principal, order_id))
 
-    async def _move(self, session: AsyncClientSession, record: Document, target: Status, by: str) -> None:
+    async def _move(self, session: AsyncClientSession, record: Document, target: OrderStatus, by: str) -> None:
         now = datetime.now(UTC)
         if not await self._store.advance(session, record, target, {"status": target, "at": now, "by": by}):
             raise Conflict("The status was changed by someone else just now; reload and try again.")
@@ -186,8 +188,8 @@ class Tracking:
             {
                 "_id": data["order_id"],
                 "user_id": data["user_id"],
-                "status": Status.PLACED,
-                "history": [{"status": Status.PLACED, "at": now, "by": SYSTEM}],
+                "status": OrderStatus.PLACED,
+                "history": [{"status": OrderStatus.PLACED, "at": now, "by": SYSTEM}],
                 "version": 1,
                 "items": items,
                 "address": data.get("address"),
@@ -215,15 +217,15 @@ class Tracking:
             assert record is not None
             if record["user_id"] != user_id:
                 raise NotFound(f"No delivery for order {order_id!r}.")
-            if record["status"] == Status.CANCELLED:
+            if record["status"] == OrderStatus.CANCELLED:
                 return  # cancelled already: the same answer again
-            if Status(record["status"]) not in SHOPPER_CANCELLABLE:
+            if OrderStatus(record["status"]) not in SHOPPER_CANCELLABLE:
                 allowed = " or ".join(SHOPPER_CANCELLABLE_NAMES)
                 raise Conflict(
                     f"An order that is {record['status']} can no longer be cancelled (allowed while {allowed}).",
                     current_status=record["status"],
                 )
-            await self._move(session, record, Status.CANCELLED, user_id)
+            await self._move(session, record, OrderStatus.CANCELLED, user_id)
 
         await transact(self._store.db, self._outbox, change)
         record = await self._store.get(order_id)

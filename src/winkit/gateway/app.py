@@ -14,12 +14,12 @@ import structlog
 from fastapi import FastAPI
 
 from winkit import __version__
-from winkit.gateway.openapi import SERVICE_NAMES, CombinedOpenApi
+from winkit.core.docs import install_docs
+from winkit.core.errors import PROBLEM_TYPE_BASE, install_error_handlers, problem_response
+from winkit.core.observability import configure_logging
+from winkit.core.settings import SERVICE_NAMES, ServiceName, Settings
+from winkit.gateway.openapi import CombinedOpenApi
 from winkit.gateway.upstreams import Upstreams
-from winkit.platform.docs import install_docs
-from winkit.platform.errors import PROBLEM_TYPE_BASE, install_error_handlers, problem_response
-from winkit.platform.observability import configure_logging
-from winkit.platform.settings import ServiceName, Settings
 
 log = structlog.get_logger("winkit.gateway")
 

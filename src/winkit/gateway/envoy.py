@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from winkit.platform import tracing
-from winkit.platform.errors import PROBLEM_JSON, PROBLEM_TYPE_BASE
-from winkit.platform.settings import SERVICE_PORTS, Settings, parse_rate_limit
+from winkit.core import tracing
+from winkit.core.errors import PROBLEM_JSON, PROBLEM_TYPE_BASE
+from winkit.core.settings import SERVICE_NAMES, Settings, parse_rate_limit
 
 Config = dict[str, Any]
 
@@ -225,7 +225,7 @@ def _jwt_rules() -> list[Config]:
     preflight = {"name": ":method", "string_match": {"exact": "OPTIONS"}}
     # Never routed, so a 404 whatever the token.
     private: list[Config] = [{"match": {"prefix": "/", "headers": [preflight]}, "requires": optional}]
-    for service in SERVICE_PORTS:
+    for service in SERVICE_NAMES:
         private += [{"match": match, "requires": optional} for match in _private_matches(f"/api/{service}")]
     rules: list[Config] = [
         *private,
@@ -459,7 +459,7 @@ def _operation(match: Config) -> str:
 
 
 def _edge_listener(settings: Settings, traces_url: str | None) -> Config:
-    routes = [
+    routes: list[Config] = [
         {
             "match": {"path": page},
             "route": {"cluster": PAGES_CLUSTER, "timeout": _seconds(settings.gateway_upstream_timeout)},
@@ -467,7 +467,7 @@ def _edge_listener(settings: Settings, traces_url: str | None) -> Config:
         for page in ("/", "/health", "/openapi.json", "/docs")
     ]
     routes.append({"match": {"prefix": "/docs/"}, "route": {"cluster": PAGES_CLUSTER}})
-    for service in SERVICE_PORTS:
+    for service in SERVICE_NAMES:
         routes += _service_routes(service, settings.gateway_upstream_timeout)
     if traces_url is not None:
         for route in routes:
@@ -612,7 +612,7 @@ def config(settings: Settings, app_url: str | None = None) -> Config:
     pages = app_url or f"http://127.0.0.1:{settings.gateway_app_port}"
     timeout = settings.gateway_upstream_timeout
     traces_url = tracing.otlp_traces_url()
-    clusters = [_cluster(name, settings.service_url(name), timeout) for name in SERVICE_PORTS]  # type: ignore[arg-type]
+    clusters = [_cluster(name, settings.service_url(name), timeout) for name in SERVICE_NAMES]
     clusters.append(_cluster(PAGES_CLUSTER, pages, timeout))
     clusters.append(_cluster(ADMIN_CLUSTER, f"http://127.0.0.1:{settings.gateway_admin_port}", timeout))
     if traces_url is not None:

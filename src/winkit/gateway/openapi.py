@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any, get_args
+from typing import Any
 
 from winkit.gateway.upstreams import Upstreams
-from winkit.platform.settings import ServiceName
 
 Spec = dict[str, Any]
 
-SERVICE_NAMES: tuple[ServiceName, ...] = get_args(ServiceName)
 # Server-to-server routes and each service's own metrics: Envoy never routes them.
 _PRIVATE_FIRST_SEGMENTS = frozenset({"internal", "metrics"})
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import structlog
 
-from winkit.platform.settings import ServiceName, Settings
+from winkit.core.settings import ServiceName, Settings
 
 log = structlog.get_logger("winkit.gateway")
 
@@ -22,7 +22,7 @@ class Upstreams:
     client: httpx.AsyncClient  # open between connect() and its exit (the app's lifespan)
 
     def __init__(self, settings: Settings, services: Iterable[ServiceName]) -> None:
-        self.urls = {name: settings.service_url(name).rstrip("/") for name in services}
+        self.urls: dict[str, str] = {name: settings.service_url(name).rstrip("/") for name in services}
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[None]:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 
+from winkit.core.auth import CurrentPrincipal, ensure_self
+from winkit.core.service import from_state
 from winkit.orders.cart import CartService
-from winkit.orders.checkout import Checkout
+from winkit.orders.ordering import Orders
 from winkit.orders.schemas import Cart, CartAdd, CartRemove, Order, OrderCreate, UserId
-from winkit.platform.auth import CurrentPrincipal, ensure_self
-from winkit.platform.service import from_state
 
 router = APIRouter()
 
 
-CartDep = Annotated[CartService, from_state("cart")]
-CheckoutDep = Annotated[Checkout, from_state("checkout")]
+CartDep = Annotated[CartService, Depends(from_state("cart", CartService))]
+OrdersDep = Annotated[Orders, Depends(from_state("orders", Orders))]
 UserIdQuery = Annotated[UserId, Query()]
 IdempotencyKey = Annotated[
     str | None,
@@ -53,14 +53,14 @@ async def create_order(
     body: OrderCreate,
     response: Response,
     principal: CurrentPrincipal,
-    checkout: CheckoutDep,
+    orders: OrdersDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Place the cart as an order to a saved address (``address_id``) or a new one
     (``address``); totals are the server's. 409 when stock is short or the cart empty."""
     ensure_self(principal, body.user_id)
     address = body.address.model_dump() if body.address else None
-    order, replayed = await checkout.place(
+    order, replayed = await orders.place(
         principal, idempotency_key, address_id=body.address_id, address=address, note=body.note
     )
     if replayed:
@@ -70,19 +70,19 @@ async def create_order(
 
 @router.get("/orders", response_model=list[Order], tags=["orders"])
 async def list_orders(
-    principal: CurrentPrincipal, checkout: CheckoutDep, user_id: UserIdQuery = None
+    principal: CurrentPrincipal, orders: OrdersDep, user_id: UserIdQuery = None
 ) -> list[dict[str, Any]]:
     """The caller's orders, newest first, each with its current delivery status."""
     ensure_self(principal, user_id)
-    return await checkout.history(principal.user_id)
+    return await orders.history(principal.user_id)
 
 
 @router.get("/orders/{order_id}", response_model=Order, tags=["orders"])
-async def get_order(order_id: str, principal: CurrentPrincipal, checkout: CheckoutDep) -> dict[str, Any]:
-    return await checkout.get(principal, order_id)
+async def get_order(order_id: str, principal: CurrentPrincipal, orders: OrdersDep) -> dict[str, Any]:
+    return await orders.get(principal, order_id)
 
 
 @router.post("/orders/{order_id}/cancel", response_model=Order, tags=["orders"])
-async def cancel_order(order_id: str, principal: CurrentPrincipal, checkout: CheckoutDep) -> dict[str, Any]:
+async def cancel_order(order_id: str, principal: CurrentPrincipal, orders: OrdersDep) -> dict[str, Any]:
     """The owner cancels while the order is PLACED or CONFIRMED; the stock goes back."""
-    return await checkout.cancel(principal, order_id)
+    return await orders.cancel(principal, order_id)

@@ -9,20 +9,21 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
+from winkit.core.auth import ServiceTokens
+from winkit.core.events import start_event_bus
+from winkit.core.http import ServiceClient
+from winkit.core.keys import service_secret
+from winkit.core.outbox import Outbox
+from winkit.core.service import create_service_app
+from winkit.core.settings import Settings
 from winkit.orders import api
 from winkit.orders.cart import CartService
 from winkit.orders.catalog_client import CatalogClient
-from winkit.orders.checkout import Checkout
 from winkit.orders.delivery_client import DeliveryClient
+from winkit.orders.ordering import Orders
 from winkit.orders.pricing import FeeRule
 from winkit.orders.store import OrdersStore
 from winkit.orders.users_client import UsersClient
-from winkit.platform.auth import ServiceTokens
-from winkit.platform.events import Outbox, start_event_bus
-from winkit.platform.http import ServiceClient
-from winkit.platform.keys import service_secret
-from winkit.platform.service import create_service_app
-from winkit.platform.settings import Settings
 
 
 async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
@@ -42,14 +43,14 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     rule = FeeRule(settings.delivery_fee_paise, settings.free_delivery_threshold_paise)
     promise = timedelta(minutes=settings.delivery_promise_minutes)
     stale_after = timedelta(seconds=settings.reservation_timeout)
-    checkout = Checkout(
+    orders = Orders(
         store, outbox, catalog, UsersClient(users_http), DeliveryClient(delivery_http), rule, promise, stale_after
     )
     app.state.cart = CartService(store, catalog, rule)
-    app.state.checkout = checkout
+    app.state.orders = orders
 
-    await start_event_bus(app, stack, "orders", outbox, {"delivery.status_changed": checkout.follow_delivery})
-    recovery = asyncio.create_task(checkout.recover_forever())
+    await start_event_bus(app, stack, "orders", outbox, {"delivery.status_changed": orders.follow_delivery})
+    recovery = asyncio.create_task(orders.recover_forever())
 
     async def stop_recovery() -> None:
         recovery.cancel()

@@ -6,14 +6,14 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from winkit.core.database import Document
+from winkit.core.errors import Conflict, NotFound
+from winkit.core.ids import MAX_ORDER_LINES
+from winkit.core.money import CURRENCY, to_rupees
 from winkit.orders.catalog_client import CatalogClient
 from winkit.orders.pricing import FeeRule, line_total, totals
 from winkit.orders.schemas import MAX_LINE_QUANTITY
 from winkit.orders.store import LineLimit, OrdersStore
-from winkit.platform.database import Document
-from winkit.platform.errors import Conflict, NotFound
-from winkit.platform.ids import MAX_ORDER_LINES
-from winkit.platform.money import CURRENCY, to_rupees
 
 
 def line_view(line: Document) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from winkit.platform.errors import Conflict, NotFound, OutOfStock, PricesChanged, ServiceUnavailable
-from winkit.platform.http import ServiceClient
+from winkit.core.errors import Conflict, NotFound, OutOfStock, PricesChanged, ServiceUnavailable
+from winkit.core.http import ServiceClient
 
 
 class CatalogClient:
@@ -20,7 +20,8 @@ class CatalogClient:
             raise NotFound(f"No product with id {product_id!r}.")
         if response.status_code != 200:
             raise ServiceUnavailable("The catalog could not answer; try again shortly.")
-        return response.json()
+        product: dict[str, Any] = response.json()
+        return product
 
     async def products(self, product_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The products still sold among ``product_ids``, by id, as the catalog has them now."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from winkit.platform.errors import Conflict, NotFound, ServiceUnavailable
-from winkit.platform.http import ServiceClient
+from winkit.core.errors import Conflict, NotFound, ServiceUnavailable
+from winkit.core.http import ServiceClient
 
 
 class DeliveryClient:
@@ -31,4 +31,5 @@ class DeliveryClient:
             raise NotFound(f"No order with id {order_id!r}.")
         if response.status_code != 200:
             raise ServiceUnavailable("The cancellation could not be made just now; try again shortly.")
-        return response.json()
+        status: dict[str, Any] = response.json()
+        return status

@@ -8,9 +8,9 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-from winkit.platform.address import DeliveryAddress, ShippingAddress
-from winkit.platform.ids import EntityId
-from winkit.platform.money import Rupees
+from winkit.core.address import DeliveryAddress, ShippingAddress
+from winkit.core.ids import EntityId
+from winkit.core.money import Rupees
 
 Quantity = Annotated[int, Field(ge=1, le=20, strict=True)]
 UserId = Annotated[str | None, Field(max_length=64, description="Optional; must be the caller's own id")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from winkit.platform.database import Document, object_id
+from winkit.core.database import Document, object_id
 
 
 class LineLimit(Exception):
@@ -122,20 +123,20 @@ class OrdersStore:
         oid = object_id(order_id)
         return None if oid is None else await self.orders.find_one({"_id": oid}, session=session)
 
-    async def orders_of(self, user_id: str, statuses: list[str]) -> list[Document]:
+    async def orders_of(self, user_id: str, statuses: Sequence[str]) -> list[Document]:
         cursor = self.orders.find({"user_id": user_id, "status": {"$in": statuses}})
         return await cursor.sort("created_at", DESCENDING).to_list()
 
     async def move_order(
         self,
         order_id: ObjectId,
-        from_states: list[str],
+        from_states: Sequence[str],
         changes: dict[str, Any],
         session: AsyncClientSession | None = None,
         **match: Any,
     ) -> bool:
         result = await self.orders.update_one(
-            {"_id": order_id, "status": {"$in": from_states}, **match}, {"$set": changes}, session=session
+            {"_id": order_id, "status": {"$in": list(from_states)}, **match}, {"$set": changes}, session=session
         )
         return result.modified_count == 1
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from winkit.platform.auth import Principal
-from winkit.platform.errors import ServiceUnavailable, Unauthorized, Unprocessable
-from winkit.platform.http import ServiceClient
+from winkit.core.auth import Principal
+from winkit.core.errors import ServiceUnavailable, Unauthorized, Unprocessable
+from winkit.core.http import ServiceClient
 
 ADDRESS_FIELDS = ("name", "phone", "line1", "line2", "landmark", "city", "pincode")
 

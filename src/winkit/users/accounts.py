@@ -10,10 +10,10 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from winkit.platform.auth import Principal, Role, TokenIssuer
-from winkit.platform.database import Document
-from winkit.platform.email import email_key
-from winkit.platform.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from winkit.core.auth import Principal, Role, TokenIssuer
+from winkit.core.database import Document
+from winkit.core.email import email_key
+from winkit.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 from winkit.users.otp import OtpService
 from winkit.users.sign_in_limits import SignInLimits
 from winkit.users.store import EmailTaken, UsersStore

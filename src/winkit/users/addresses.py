@@ -6,9 +6,9 @@ from typing import Any
 
 from bson import ObjectId
 
-from winkit.platform.auth import Principal
-from winkit.platform.database import Document, object_id, stored_now
-from winkit.platform.errors import Conflict, NotFound
+from winkit.core.auth import Principal
+from winkit.core.database import Document, object_id, stored_now
+from winkit.core.errors import Conflict, NotFound
 from winkit.users.store import AddressLimitReached, UsersStore
 
 MAX_ADDRESSES = 20

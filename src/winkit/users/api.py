@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import EmailStr, ValidationError
 
-from winkit.platform.auth import CurrentPrincipal
-from winkit.platform.service import from_state
+from winkit.core.auth import CurrentPrincipal
+from winkit.core.service import from_state
 from winkit.users.accounts import Accounts
 from winkit.users.addresses import AddressBook
-from winkit.users.mail import DevOutboxSender
+from winkit.users.mail import DevMailbox
 from winkit.users.otp import OtpService
 from winkit.users.schemas import (
     AddressCreate,
@@ -32,9 +32,9 @@ from winkit.users.schemas import (
 router = APIRouter()
 
 
-AccountsDep = Annotated[Accounts, from_state("accounts")]
-OtpDep = Annotated[OtpService, from_state("otp")]
-AddressesDep = Annotated[AddressBook, from_state("addresses")]
+AccountsDep = Annotated[Accounts, Depends(from_state("accounts", Accounts))]
+OtpDep = Annotated[OtpService, Depends(from_state("otp", OtpService))]
+AddressesDep = Annotated[AddressBook, Depends(from_state("addresses", AddressBook))]
 
 _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -74,7 +74,8 @@ _LOGIN_BODY: dict[str, Any] = {
 
 @router.get("/.well-known/jwks.json", tags=["tokens"], summary="Public keys that verify access tokens")
 async def jwks(request: Request) -> dict[str, Any]:
-    return request.app.state.token_issuer.jwks()
+    keys: dict[str, Any] = request.app.state.token_issuer.jwks()
+    return keys
 
 
 @router.post("/otp/send", status_code=202, response_model=OtpSent, tags=["accounts"])
@@ -150,10 +151,12 @@ async def delete_address(address_id: str, principal: CurrentPrincipal, addresses
 dev_router = APIRouter(prefix="/dev", tags=["dev"])
 
 
+# The path says "outbox" for the clients and docs that use it; in the code this is the dev
+# mailbox, and "outbox" means only the event outbox.
 @dev_router.get("/outbox", response_model=list[OutboxMessage])
-async def dev_outbox(
+async def dev_mail(
     request: Request, to: Annotated[EmailStr, Query(description="Recipient address")]
 ) -> list[dict[str, Any]]:
     """Dev only: mail the service would have sent to ``to`` (any spelling), newest first."""
-    outbox: DevOutboxSender = request.app.state.dev_outbox
-    return await outbox.messages_to(to)
+    mailbox: DevMailbox = request.app.state.dev_mailbox
+    return await mailbox.messages_to(to)

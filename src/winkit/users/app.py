@@ -7,14 +7,14 @@ from functools import partial
 
 from fastapi import APIRouter, FastAPI
 
-from winkit.platform.auth import JwksSource, TokenIssuer, TokenVerifier
-from winkit.platform.keys import load_signing_key
-from winkit.platform.service import create_service_app
-from winkit.platform.settings import Settings
+from winkit.core.auth import JwksSource, TokenIssuer, TokenVerifier
+from winkit.core.keys import load_signing_key
+from winkit.core.service import create_service_app
+from winkit.core.settings import Settings
 from winkit.users import api
 from winkit.users.accounts import Accounts, ensure_dev_staff
 from winkit.users.addresses import AddressBook
-from winkit.users.mail import DevOutboxSender, mail_sender
+from winkit.users.mail import DevMailbox, mail_sender
 from winkit.users.otp import OtpService
 from winkit.users.sign_in_limits import SignInLimits, SignInRate
 from winkit.users.store import UsersStore
@@ -29,9 +29,9 @@ async def _startup(app: FastAPI, _: AsyncExitStack, *, sign_in_rate: SignInRate)
     app.state.token_verifier = TokenVerifier(JwksSource.static(issuer.jwks()), settings)
     app.state.token_issuer = issuer
     app.state.store = store
-    app.state.dev_outbox = DevOutboxSender(store) if settings.env == "dev" else None
+    app.state.dev_mailbox = DevMailbox(store) if settings.env == "dev" else None
     sign_in_limits = SignInLimits(store, sign_in_rate)
-    app.state.otp = OtpService(store, mail_sender(settings, app.state.dev_outbox), settings, sign_in_limits)
+    app.state.otp = OtpService(store, mail_sender(settings, app.state.dev_mailbox), settings, sign_in_limits)
     app.state.accounts = Accounts(store, app.state.otp, issuer, sign_in_limits)
     app.state.addresses = AddressBook(store)
     if settings.env == "dev":

@@ -1,4 +1,4 @@
-"""Sending mail: SMTP in production, a readable outbox in dev."""
+"""Sending mail: SMTP in production, a mailbox read back over HTTP in dev."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Protocol
 
-from winkit.platform.database import Document
-from winkit.platform.email import email_key
-from winkit.platform.settings import Settings
+from winkit.core.database import Document
+from winkit.core.email import email_key
+from winkit.core.settings import Settings
 from winkit.users.store import UsersStore
 
 
@@ -43,7 +43,7 @@ class SmtpSender:
         await asyncio.to_thread(self._send_blocking, message)
 
 
-class DevOutboxSender:
+class DevMailbox:
     """Dev only: messages land in the database and are read back at GET /dev/outbox, by
     the recipient's identity: any spelling of the address finds them."""
 
@@ -70,9 +70,9 @@ class MailConfigurationError(RuntimeError):
     pass
 
 
-def mail_sender(settings: Settings, dev_outbox: DevOutboxSender | None) -> MailSender:
+def mail_sender(settings: Settings, dev_mailbox: DevMailbox | None) -> MailSender:
     if settings.smtp_host:
         return SmtpSender(settings)
-    if dev_outbox is not None:
-        return dev_outbox
+    if dev_mailbox is not None:
+        return dev_mailbox
     raise MailConfigurationError("WINKIT_SMTP_HOST must be set in prod to send one-time codes")

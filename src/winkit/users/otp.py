@@ -1,6 +1,6 @@
 """One-time email codes: random, stored only as a keyed hash, short-lived, few tries.
 
-A code belongs to the address's identity (winkit.platform.email.email_key) and remembers
+A code belongs to the address's identity (winkit.core.email.email_key) and remembers
 the address it was mailed to: that address, not whichever spelling presents the code, is
 the one an account registered with the code gets.
 """
@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo.errors import PyMongoError
 
-from winkit.platform.email import email_key
-from winkit.platform.errors import BadRequest, ServiceUnavailable, TooManyRequests
-from winkit.platform.settings import Settings
+from winkit.core.email import email_key
+from winkit.core.errors import BadRequest, ServiceUnavailable, TooManyRequests
+from winkit.core.settings import Settings
 from winkit.users.mail import MailSender
 from winkit.users.sign_in_limits import SignInLimits
 from winkit.users.store import UsersStore
@@ -96,4 +96,5 @@ class OtpService:
         if not await self._store.consume_code(key, presented):
             raise invalid  # consumed concurrently by another request
         # A code sent before codes kept their address (they live minutes) has none.
-        return record.get("email", email)
+        sent_to: str = record.get("email", email)
+        return sent_to

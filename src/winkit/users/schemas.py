@@ -9,9 +9,9 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, StringConstraints, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from winkit.platform.address import City, DeliveryAddress, Line, MobileNumber, OptionalLine, Pincode
-from winkit.platform.address import Name as RecipientName
-from winkit.platform.auth import Role
+from winkit.core.address import City, DeliveryAddress, Line, MobileNumber, OptionalLine, Pincode
+from winkit.core.address import Name as RecipientName
+from winkit.core.auth import Role
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -36,7 +36,7 @@ Phone = Annotated[
 Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
 # Login only looks the address up, so any address-shaped text will do (staff@winkit.local
 # uses a special-use domain that strict validation refuses): it is found by its identity
-# (winkit.platform.email.email_key), and an address that has none is a wrong login.
+# (winkit.core.email.email_key), and an address that has none is a wrong login.
 LoginEmail = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=254),

@@ -2,7 +2,7 @@
 
 Counted in the service's database, so a limit holds across replicas of the service and for
 callers that reach it directly. The count belongs to the address's identity
-(winkit.platform.email.email_key), the key accounts and codes are stored under: every
+(winkit.core.email.email_key), the key accounts and codes are stored under: every
 spelling of one address spends one allowance, and an address that has no key (not valid)
 matches no account and is not counted.
 """
@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from winkit.platform.email import email_key
-from winkit.platform.errors import TooManyRequests
-from winkit.platform.settings import parse_rate_limit
+from winkit.core.email import email_key
+from winkit.core.errors import TooManyRequests
+from winkit.core.settings import parse_rate_limit
 from winkit.users.store import UsersStore
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -12,11 +12,13 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from winkit.platform.database import Document, object_id
+from winkit.core.database import Document, object_id
 
 # The default first, then oldest first (the id breaks ties within a millisecond).
 _BOOK_ORDER = [("is_default", DESCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)]
 _OLDEST = [("created_at", ASCENDING), ("_id", ASCENDING)]
+
+T = TypeVar("T")
 
 
 class EmailTaken(Exception):
@@ -38,7 +40,7 @@ class UsersStore:
         self.sign_in_windows = db["sign_in_windows"]
 
     async def ensure_indexes(self) -> None:
-        # email_key is the address's identity (winkit.platform.email.email_key): the unique
+        # email_key is the address's identity (winkit.core.email.email_key): the unique
         # index makes each identity one account, without relying on collation support.
         # Keys stored before that rule were str.casefold(): the same for ASCII-only
         # addresses, but an account with a non-ASCII character in its address keeps a key
@@ -132,7 +134,7 @@ class UsersStore:
             return result.modified_count == 1
         return True
 
-    # the dev mail outbox
+    # the dev mailbox
     async def add_mail(self, message: Document) -> None:
         await self.mail.insert_one(message)
 
@@ -144,8 +146,8 @@ class UsersStore:
     # writes the user's address_books document. Two such changes for one user therefore
     # conflict, and with_transaction retries the loser on a fresh snapshot: they run as if
     # one after the other, so "exactly one default" and the limit hold under concurrency.
-    async def _in_book(self, user_id: str, change: Callable[[AsyncClientSession], Awaitable[Any]]) -> Any:
-        async def locked(session: AsyncClientSession) -> Any:
+    async def _in_book(self, user_id: str, change: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+        async def locked(session: AsyncClientSession) -> T:
             await self.address_books.update_one(
                 {"_id": user_id}, {"$inc": {"changes": 1}}, upsert=True, session=session
             )

@@ -33,7 +33,7 @@ async def login(shell: Shell, _: dict[str, str]) -> ft.View:
             password.error = None if password.value else "Enter your password."
             shell.page.update()
             return
-        await shell.signed_in(await shell.api.login(email.value.strip(), password.value))  # type: ignore[union-attr]
+        await shell.signed_in(await shell.api.login(email.value.strip(), password.value))
 
     password.on_submit = shell.on(sign_in)
     card = _form_card(
@@ -64,8 +64,8 @@ async def signup(shell: Shell, _: dict[str, str]) -> ft.View:
             shell.page.update()
             return
         name.error = email.error = None
-        await shell.api.send_code(email.value.strip())  # type: ignore[union-attr]
-        status.value = f"We sent a code to {email.value.strip()}. It is valid for 5 minutes."  # type: ignore[union-attr]
+        await shell.api.send_code(email.value.strip())
+        status.value = f"We sent a code to {email.value.strip()}. It is valid for 5 minutes."
         second_step.visible = True
         send_button.content = "Send a new code"
         create_button.visible = True

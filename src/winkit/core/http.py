@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import structlog
 
-from winkit.platform.auth import ServiceTokens
-from winkit.platform.errors import ServiceUnavailable
+from winkit.core.auth import ServiceTokens
+from winkit.core.errors import ServiceUnavailable
 
 log = structlog.get_logger("winkit.http")
 

@@ -6,7 +6,7 @@ import re
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, IPvAnyNetwork, SecretStr, StringConstraints, computed_field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,7 +37,9 @@ def secret_value(value: SecretStr | None, file: Path | None) -> str | None:
     return None
 
 
-SERVICE_PORTS: dict[str, int] = {"users": 8001, "catalog": 8002, "orders": 8003, "delivery": 8004}
+# The four services, in the order `winkit run` starts them, and their default ports.
+SERVICE_NAMES: tuple[ServiceName, ...] = get_args(ServiceName)
+SERVICE_PORTS: dict[ServiceName, int] = {"users": 8001, "catalog": 8002, "orders": 8003, "delivery": 8004}
 
 
 class Settings(BaseSettings):
@@ -157,8 +159,7 @@ class Settings(BaseSettings):
         return specific or self.mongodb_uri or self.embedded_mongodb_uri
 
     def uses_embedded_mongodb(self) -> bool:
-        services: tuple[ServiceName, ...] = ("users", "catalog", "orders", "delivery")
-        return any(self.mongodb_uri_for(s) == self.embedded_mongodb_uri for s in services)
+        return any(self.mongodb_uri_for(s) == self.embedded_mongodb_uri for s in SERVICE_NAMES)
 
     @property
     def effective_nats_url(self) -> str:
@@ -181,7 +182,8 @@ class Settings(BaseSettings):
         return self.data_dir / "keys"
 
     def service_url(self, service: ServiceName) -> str:
-        return getattr(self, f"{service}_url")
+        url: str = getattr(self, f"{service}_url")
+        return url
 
     def effective_mongodb_password(self) -> str | None:
         return secret_value(self.mongodb_password, self.mongodb_password_file)

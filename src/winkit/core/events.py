@@ -1,14 +1,12 @@
-"""Events between services: a transactional outbox, a relay to NATS JetStream, and
-durable, idempotent consumers.
+"""The event bus: NATS JetStream between services, the outbox relay, durable idempotent
+consumers and their dead letters.
 
-A service writes its state change and the event document in one MongoDB transaction.
-Once that commits, ``transact`` hands the events to the relay, which publishes them at
-once with ``Nats-Msg-Id`` = event id (JetStream drops duplicates within its window); the
-relay marks published events in batches and sweeps the outbox for events no commit in
-this process handed over (another replica's, or left by a crash). Consumers are durable
-pull consumers; a handler records the event id in ``processed_events`` inside the same
-transaction as its own write, and the message is acked only after that commits, so a
-redelivered or duplicated event changes nothing.
+The relay publishes what each commit hands it (``outbox.transact``) at once with
+``Nats-Msg-Id`` = event id (JetStream drops duplicates within its window), marks published
+events in batches and sweeps the outbox for events no commit in this process handed over
+(another replica's, or left by a crash). Consumers are durable pull consumers; each event is
+handled with ``outbox.apply_once`` and acked only after that commits. An event a consumer
+cannot handle goes to the dead-letter stream after its last delivery (docs/events.md).
 """
 
 from __future__ import annotations
@@ -16,11 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
-import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,17 +28,29 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
-from pymongo import ASCENDING, IndexModel
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter as MetricCounter
+from pymongo.errors import PyMongoError
 
-from winkit.platform import tracing
-from winkit.platform.database import Document
+from winkit.core import tracing
+from winkit.core.database import Document
+from winkit.core.event_contracts import Event, wire
+from winkit.core.outbox import RELAY_PAGE, TRACE_CONTEXT, AlreadyProcessed, Inbox, Outbox, Reaction, apply_once
 
 log = structlog.get_logger("winkit.events")
 
 STREAM = "WINKIT"
+# Events a consumer gave up on, kept for a person to look at (and replay): one subject per
+# consumer, winkit-dead.<durable>. Kept longer than the events themselves.
+DEAD_LETTER_STREAM = "WINKIT_DEAD"
+DEAD_LETTER_PREFIX = "winkit-dead."
+DEAD_LETTER_MAX_AGE = 30 * 86_400
+# Deliveries of one event to one consumer before it is dead-lettered: a handler that fails
+# this often (naks two seconds apart) fails for a reason retrying will not fix.
+MAX_DELIVERIES = 10
+# JetStream's own limit is a little higher: if writing to the dead-letter stream fails at
+# the last delivery, the event is tried (and dead-lettered) again a few times.
+DEAD_LETTER_RETRIES = 5
 # Seconds the bus may take to stop (tasks, then the connection) when the service stops.
 STOP_TIMEOUT = 3.0
 # Seconds between the relay's sweeps of the outbox (each also marks what was published).
@@ -56,74 +63,12 @@ CONSUMER_CONCURRENCY = 16
 PUBLISH_TIMEOUT = 5.0
 # Seconds the relay waits after a failure before it tries again.
 RELAY_RETRY = 1.0
-# Outbox documents read, published and marked at a time.
-RELAY_PAGE = 100
-# Committed events kept for a relay that is not taking them (no connection yet); past
-# this they are dropped, and the relay reads them from the outbox instead.
-HANDOVER_LIMIT = 10 * RELAY_PAGE
 SUBJECT_PREFIX = "winkit."
-# Set on an outbox document until it is published. The relay looks pending events up by
-# it, not by ``published_at: null``: SecantusDB answers a null match by reading the whole
-# outbox (164 ms at 20,000 events against 1.8 ms by this flag, measured), every second.
-PENDING = "pending"
-# Outbox field holding the trace context (W3C headers) the event was written in, if traced;
-# the relay sends it in the message headers, never in the event itself.
-TRACE_CONTEXT = "trace_context"
-# Event types and their current schema version (docs/events.md describes each).
-EVENT_VERSIONS = {
-    "order.created": 1,
-    "order.cancelled": 1,
-    "delivery.opened": 1,
-    "delivery.status_changed": 1,
-    "stock.changed": 1,
-    "product.changed": 1,
-}
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
-    id: str
-    type: str
-    version: int
-    source: str
-    occurred_at: str
-    data: dict[str, Any]
-
-    @classmethod
-    def parse(cls, raw: bytes) -> Event:
-        body = json.loads(raw)
-        return cls(
-            id=str(body["id"]),
-            type=str(body["type"]),
-            version=int(body["version"]),
-            source=str(body["source"]),
-            occurred_at=str(body["occurred_at"]),
-            data=dict(body["data"]),
-        )
-
-
-def new_event(event_type: str, source: str, data: dict[str, Any]) -> Document:
-    """An outbox document; insert it in the same transaction as the change it announces."""
-    now = datetime.now(UTC)
-    doc = {
-        "_id": uuid.uuid4().hex,
-        "type": event_type,
-        "version": EVENT_VERSIONS[event_type],
-        "source": source,
-        "occurred_at": now.isoformat(),
-        "data": data,
-        "created_at": now,
-        "published_at": None,
-        PENDING: True,
-    }
-    if trace_context := tracing.current_context():
-        doc[TRACE_CONTEXT] = trace_context
-    return doc
-
-
-def _wire(doc: Document) -> bytes:
-    keys = ("type", "version", "source", "occurred_at", "data")
-    return json.dumps({"id": doc["_id"], **{k: doc[k] for k in keys}}).encode()
+def _deliveries(message: Any) -> int:
+    """How many times JetStream has delivered this message to this consumer (1 the first)."""
+    return int(message.metadata.num_delivered)
 
 
 def _about(data: dict[str, Any], event_id: str) -> str:
@@ -152,97 +97,7 @@ def _where(url: str) -> str:
     return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
-class Outbox:
-    """The ``outbox`` collection, and what this process has committed to it or published
-    from it that the collection does not show yet."""
-
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.collection = db["outbox"]
-        self.processed = db["processed_events"]
-        self.wake = asyncio.Event()
-        # Events written by each transaction ``transact`` is running: handed over on commit.
-        self._staged: dict[AsyncClientSession, list[Document]] = {}
-        # Committed here, not yet taken by the relay; whether some were dropped meanwhile.
-        self._committed: list[Document] = []
-        self._dropped = False
-        # Published, not yet marked in the collection (the relay marks them in batches).
-        self._published: list[str] = []
-
-    async def ensure_indexes(self) -> None:
-        await self.collection.create_indexes(
-            [
-                IndexModel([(PENDING, ASCENDING), ("created_at", ASCENDING)], name="pending_by_age"),
-                # Published events are kept a week for inspection, then swept.
-                IndexModel([("published_at", ASCENDING)], expireAfterSeconds=7 * 86_400, name="published_ttl"),
-            ]
-        )
-        # What came before the flag: the index it replaces, and events not yet published.
-        with contextlib.suppress(OperationFailure):
-            await self.collection.drop_index("published_at_1_created_at_1")
-        await self.collection.update_many(
-            {"published_at": None, PENDING: {"$exists": False}}, {"$set": {PENDING: True}}
-        )
-
-    async def add(self, session: AsyncClientSession, *events: Document) -> None:
-        if events:
-            await self.collection.insert_many(list(events), session=session)
-            if session in self._staged:
-                self._staged[session].extend(events)
-
-    def stage(self, session: AsyncClientSession) -> None:
-        """Collect what ``add`` writes in this transaction attempt (a retry starts over)."""
-        self._staged[session] = []
-
-    def unstage(self, session: AsyncClientSession) -> list[Document]:
-        return self._staged.pop(session, [])
-
-    def committed(self, events: list[Document]) -> None:
-        """Hand events this process has just committed to the relay, and wake it."""
-        self._committed.extend(events)
-        if len(self._committed) > HANDOVER_LIMIT:
-            self._committed, self._dropped = [], True
-        self.wake.set()
-
-    def take_committed(self) -> tuple[list[Document], bool]:
-        """The events handed over since the last call, and whether some were dropped."""
-        taken, dropped = self._committed, self._dropped
-        self._committed, self._dropped = [], False
-        return taken, dropped
-
-    async def pending(self, limit: int = RELAY_PAGE, before: datetime | None = None) -> list[Document]:
-        """Unpublished events, oldest first; only those created before ``before`` if given."""
-        query: Document = {PENDING: True}
-        if before is not None:
-            query["created_at"] = {"$lt": before}
-        cursor = self.collection.find(query).sort("created_at", ASCENDING).limit(limit)
-        return await cursor.to_list()
-
-    def published(self, event_ids: Iterable[str]) -> None:
-        self._published.extend(event_ids)
-
-    @property
-    def unmarked(self) -> int:
-        return len(self._published)
-
-    async def mark_published(self) -> None:
-        """Mark every event recorded as published, in one write."""
-        marking = self._published[:]
-        if marking:
-            await self.collection.update_many(
-                {"_id": {"$in": marking}}, {"$set": {"published_at": datetime.now(UTC)}, "$unset": {PENDING: ""}}
-            )
-            del self._published[: len(marking)]
-
-    async def claim(self, session: AsyncClientSession, consumer: str, event_id: str) -> None:
-        """Record that ``consumer`` handled the event; DuplicateKeyError if it already had."""
-        await self.processed.insert_one({"_id": f"{consumer}:{event_id}", "at": datetime.now(UTC)}, session=session)
-
-
 Handler = Callable[[Event], Awaitable[None]]
-
-
-class AlreadyProcessed(Exception):
-    pass
 
 
 class EventBus:
@@ -262,8 +117,17 @@ class EventBus:
         stream_replicas: int = 1,
         relay_interval: float = RELAY_INTERVAL,
         fetch_timeout: float = FETCH_TIMEOUT,
+        max_deliveries: int = MAX_DELIVERIES,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._url = url
+        self._max_deliveries = max_deliveries
+        self._dead_lettered = MetricCounter(
+            "winkit_events_dead_lettered_total",
+            "Events a consumer gave up on, moved to the dead-letter stream, by consumer and reason.",
+            ["consumer", "type", "reason"],
+            registry=registry if registry is not None else CollectorRegistry(),
+        )
         self._relay_interval = relay_interval
         self._fetch_timeout = fetch_timeout
         self._stream_replicas = stream_replicas
@@ -356,7 +220,12 @@ class EventBus:
         async def hear(message: Any) -> None:
             with tracing.consuming(message.subject, message.headers):
                 try:
-                    await handler(Event.parse(message.data))
+                    event = Event.parse(message.data)
+                    if (unreadable := event.unreadable()) is not None:
+                        # Live views re-read the truth later; nothing to keep, only to say.
+                        log.warning("event_unreadable", event_type=event_type, event_id=event.id, why=unreadable)
+                        return
+                    await handler(event)
                 except Exception as exc:
                     log.exception("event_listener_failed", event_type=event_type)
                     tracing.failed(exc)
@@ -364,7 +233,8 @@ class EventBus:
         return hear
 
     async def _ensure_stream(self) -> None:
-        """Create the stream, or raise its replica count to the configured one."""
+        """Create the streams (events, dead letters), or raise their replica count to the
+        configured one."""
         assert self._js is not None
         config = StreamConfig(
             name=STREAM,
@@ -373,13 +243,22 @@ class EventBus:
             duplicate_window=300,
             num_replicas=self._stream_replicas,
         )
-        try:
-            info = await self._js.stream_info(STREAM)
-        except NotFoundError:
-            await self._js.add_stream(config)
-            return
-        if (info.config.num_replicas or 1) < self._stream_replicas:
-            await self._js.update_stream(config)
+        dead_letters = StreamConfig(
+            name=DEAD_LETTER_STREAM,
+            subjects=[f"{DEAD_LETTER_PREFIX}>"],
+            max_age=DEAD_LETTER_MAX_AGE,
+            duplicate_window=300,
+            num_replicas=self._stream_replicas,
+        )
+        for wanted in (config, dead_letters):
+            assert wanted.name is not None
+            try:
+                info = await self._js.stream_info(wanted.name)
+            except NotFoundError:
+                await self._js.add_stream(wanted)
+                continue
+            if (info.config.num_replicas or 1) < self._stream_replicas:
+                await self._js.update_stream(wanted)
 
     async def _relay(self) -> None:
         """Publish what this process commits as soon as it commits. Every relay interval,
@@ -439,7 +318,7 @@ class EventBus:
         subject = SUBJECT_PREFIX + doc["type"]
         with tracing.sending(subject, doc["_id"], doc.get(TRACE_CONTEXT)) as trace_headers:
             headers = {"Nats-Msg-Id": doc["_id"], **trace_headers}
-            ack = await self._js.publish_async(subject, _wire(doc), headers=headers)
+            ack = await self._js.publish_async(subject, wire(doc), headers=headers)
             await asyncio.wait_for(ack, PUBLISH_TIMEOUT)
 
     async def _consume(self, event_type: str, durable: str, handler: Handler) -> None:
@@ -450,6 +329,7 @@ class EventBus:
             deliver_policy=DeliverPolicy.ALL,
             ack_wait=30,
             max_ack_pending=1000,
+            max_deliver=self._max_deliveries + DEAD_LETTER_RETRIES,
         )
         while True:
             try:
@@ -476,8 +356,11 @@ class EventBus:
                 try:
                     event = Event.parse(message.data)
                 except (ValueError, KeyError, TypeError):
-                    log.error("event_malformed", consumer=durable)
-                    await self._settle(durable, message.term())  # never redeliver what can never parse
+                    # Never redelivered: what cannot parse now never will.
+                    await self._dead_letter(durable, message, None, "malformed", "not an event this service can parse")
+                    continue
+                if (unreadable := event.unreadable()) is not None:
+                    await self._dead_letter(durable, message, event, "unreadable_version", unreadable)
                     continue
                 await slots.acquire()
                 about = _about(event.data, event.id)
@@ -507,9 +390,48 @@ class EventBus:
             except Exception as exc:
                 log.exception("event_handler_failed", consumer=durable, event_id=event.id)
                 tracing.failed(exc)
-                await self._settle(durable, message.nak(delay=2))
+                if _deliveries(message) >= self._max_deliveries:
+                    why = f"{type(exc).__name__}: {exc}"
+                    await self._dead_letter(durable, message, event, "handler_failed", why)
+                else:
+                    await self._settle(durable, message.nak(delay=2))
                 return
             await self._settle(durable, message.ack())
+
+    async def _dead_letter(self, durable: str, message: Any, event: Event | None, reason: str, why: str) -> None:
+        """Move a message this consumer gives up on to the dead-letter stream, as it came
+        (its headers too) plus why, then stop JetStream delivering it here; counted and
+        logged. If the dead-letter stream cannot take it, it is redelivered and tried again."""
+        assert self._js is not None
+        event_type = event.type if event is not None else message.subject.removeprefix(SUBJECT_PREFIX)
+        headers = {
+            **(message.headers or {}),
+            # One copy per event and consumer, whichever delivery dead-letters it.
+            "Nats-Msg-Id": f"{event.id if event is not None else message.metadata.sequence.stream}.{durable}",
+            "Winkit-Subject": message.subject,
+            "Winkit-Consumer": durable,
+            "Winkit-Reason": reason,
+            "Winkit-Deliveries": str(_deliveries(message)),
+        }
+        try:
+            ack = await self._js.publish_async(DEAD_LETTER_PREFIX + durable, message.data, headers=headers)
+            await asyncio.wait_for(ack, PUBLISH_TIMEOUT)
+        except (NatsError, TimeoutError) as exc:
+            log.warning("event_dead_letter_failed", consumer=durable, error=str(exc))
+            await self._settle(durable, message.nak(delay=2))
+            return
+        await self._settle(durable, message.term())
+        self._dead_lettered.labels(durable, event_type, reason).inc()
+        log.error(
+            "event_dead_lettered",
+            consumer=durable,
+            event_id=event.id if event is not None else None,
+            event_type=event_type,
+            reason=reason,
+            why=why,
+            deliveries=_deliveries(message),
+            stream=DEAD_LETTER_STREAM,
+        )
 
     async def _settle(self, durable: str, reply: Awaitable[None]) -> None:
         """Ack, nak or term; if the connection is gone, JetStream redelivers after ack_wait."""
@@ -517,46 +439,6 @@ class EventBus:
             await reply
         except NatsError as exc:
             log.warning("event_settle_failed", consumer=durable, error=str(exc))
-
-
-Change = Callable[[AsyncClientSession], Awaitable[Any]]
-# What a service does with an event's data, inside the transaction that records it handled.
-Reaction = Callable[[AsyncClientSession, dict[str, Any]], Awaitable[None]]
-
-
-async def transact(db: AsyncDatabase[Document], outbox: Outbox, change: Change) -> Any:
-    """Run ``change`` in one transaction (retried on write conflicts), then hand the
-    events it wrote to the relay."""
-
-    async def attempt(session: AsyncClientSession) -> Any:
-        outbox.stage(session)
-        return await change(session)
-
-    async with db.client.start_session() as session:
-        try:
-            result = await session.with_transaction(attempt)
-        finally:
-            events = outbox.unstage(session)
-    outbox.committed(events)
-    return result
-
-
-async def apply_once(db: AsyncDatabase[Document], outbox: Outbox, consumer: str, event: Event, change: Change) -> None:
-    """Run ``change`` and record the event as handled by ``consumer``, in one transaction.
-
-    Raises AlreadyProcessed when this consumer has handled the event before.
-    """
-
-    async def claim_then_change(session: AsyncClientSession) -> None:
-        await outbox.claim(session, consumer, event.id)
-        await change(session)
-
-    try:
-        await transact(db, outbox, claim_then_change)
-    except DuplicateKeyError as exc:
-        raise AlreadyProcessed(event.id) from exc
-    # Once committed: e.g. the catalog handling order.cancelled is stock given back.
-    log.info("event_handled", consumer=consumer, event_type=event.type, event_id=event.id)
 
 
 async def start_event_bus(
@@ -579,11 +461,14 @@ async def start_event_bus(
         outbox,
         connect_timeout=settings.nats_connect_timeout,
         stream_replicas=settings.nats_stream_replicas,
+        registry=app.state.metrics.registry,
     )
+
+    inbox = Inbox(db)
 
     def once(reaction: Reaction) -> Handler:
         async def handle(event: Event) -> None:
-            await apply_once(db, outbox, service, event, lambda session: reaction(session, event.data))
+            await apply_once(db, outbox, inbox, service, event, lambda session: reaction(session, event.data))
 
         return handle
 

@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from types import TracebackType
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -93,7 +93,9 @@ def render_redacted_json(logger: object, name: str, event_dict: EventDict) -> st
     """The line as JSON, then the safety net over all of it (every field, a traceback or a
     library's own message included), in one pass over one string. The event comes first:
     it is what a person scans for."""
-    return redact_text(_render_json(logger, name, {"event": event_dict.pop("event", None), **event_dict}))
+    line = _render_json(logger, name, {"event": event_dict.pop("event", None), **event_dict})
+    # The default serializer (json.dumps) gives text; only a bytes serializer would not.
+    return redact_text(cast(str, line))
 
 
 # What every line gets, whether structlog or the standard library's logging wrote it.

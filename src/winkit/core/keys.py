@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from winkit.platform.settings import Settings, secret_value
+from winkit.core.settings import Settings, secret_value
 
 
 class KeyConfigurationError(RuntimeError):

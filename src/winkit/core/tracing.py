@@ -130,7 +130,10 @@ def _without_background_roots(configured: Any) -> Any:
         ) -> SamplingResult:
             if kind is SpanKind.CLIENT and not get_current_span(parent_context).get_span_context().is_valid:
                 return SamplingResult(Decision.DROP)
-            return configured.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+            result: SamplingResult = configured.should_sample(
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
+            return result
 
         def get_description(self) -> str:
             return f"WithoutBackgroundRoots{{{configured.get_description()}}}"

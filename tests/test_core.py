@@ -8,7 +8,7 @@ import time
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from test_users_api import assert_problem
+from harness import assert_problem
 
 
 def _b64(data: dict) -> str:
@@ -19,7 +19,8 @@ def test_root_and_health(users, catalog):
     for client, name in ((users, "users"), (catalog, "catalog")):
         assert client.get("/").json()["service"] == name
         health = client.get("/health")
-        assert health.status_code == 200 and health.json()["status"] == "ok"
+        assert health.status_code == 200
+        assert health.json()["status"] == "ok"
 
 
 def test_unknown_route_is_a_404_problem(catalog):
@@ -81,8 +82,8 @@ def test_forged_and_broken_tokens_are_401(catalog, stack):
 
 
 def test_a_validly_signed_but_expired_token_is_401(stack, catalog):
-    import winkit.platform.keys as keys
-    from winkit.platform.auth import Role, TokenIssuer
+    import winkit.core.keys as keys
+    from winkit.core.auth import Role, TokenIssuer
 
     settings = stack.settings.model_copy(update={"access_token_ttl": 60})
     issuer = TokenIssuer(keys.load_signing_key(settings), settings)

@@ -1,4 +1,5 @@
-"""Checkout, cancellation and order history.
+"""Orders from checkout to the end: placing them (checkout), reading them (history, one
+order), cancelling them, following their delivery, and recovering checkouts a crash left.
 
 Placing an order: record it as PENDING, ask the catalog to reserve every line's stock
 (all or nothing), then in one transaction mark it PLACED, empty those cart lines and
@@ -21,18 +22,19 @@ from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
+from winkit.core.auth import Principal
+from winkit.core.database import Document, stored_now
+from winkit.core.errors import Conflict, NotFound, Problem, ServiceUnavailable
+from winkit.core.ids import MAX_ORDER_LINES
+from winkit.core.money import CURRENCY, to_rupees
+from winkit.core.order_status import OrderStatus
+from winkit.core.outbox import Outbox, new_event, transact
 from winkit.orders.cart import line_view
 from winkit.orders.catalog_client import CatalogClient
 from winkit.orders.delivery_client import DeliveryClient
 from winkit.orders.pricing import FeeRule, totals
 from winkit.orders.store import CartBusy, DuplicateOrder, OrdersStore
 from winkit.orders.users_client import UsersClient
-from winkit.platform.auth import Principal
-from winkit.platform.database import Document, stored_now
-from winkit.platform.errors import Conflict, NotFound, Problem, ServiceUnavailable
-from winkit.platform.events import Outbox, new_event, transact
-from winkit.platform.ids import MAX_ORDER_LINES
-from winkit.platform.money import CURRENCY, to_rupees
 
 log = structlog.get_logger("winkit.checkout")
 
@@ -42,9 +44,9 @@ ABANDONED = "ABANDONED"  # internal: a stale checkout whose stock is being given
 # a crashed process left inside a transaction waits until the database reaps that
 # transaction (60 s); meanwhile the other stale checkouts are taken over.
 RECOVERY_STEP_SECONDS = 5.0
-PLACED, CONFIRMED, CANCELLED = "PLACED", "CONFIRMED", "CANCELLED"
-VISIBLE = ["PLACED", "CONFIRMED", "PACKED", "OUT_FOR_DELIVERY", "DELIVERED", "CANCELLED"]
-NOT_CANCELLED = [s for s in VISIBLE if s != CANCELLED]
+# Every status but the two internal ones above is one a shopper sees (OrderStatus).
+VISIBLE = list(OrderStatus)
+NOT_CANCELLED = [s for s in VISIBLE if s != OrderStatus.CANCELLED]
 
 
 def order_view(order: Document) -> dict[str, Any]:
@@ -85,7 +87,9 @@ def order_cancelled(order: Document, by: str) -> Document:
     return new_event("order.cancelled", "orders", data)
 
 
-class Checkout:
+class Orders:
+    """Every order operation of the orders service (the cart has its own module)."""
+
     def __init__(
         self,
         store: OrdersStore,
@@ -192,7 +196,7 @@ class Checkout:
             return self._replay(existing), True
         await self._reserve(order)
         placed_at = stored_now()
-        placed = {"status": PLACED, "placed_at": placed_at, "promised_at": placed_at + self._promise}
+        placed = {"status": OrderStatus.PLACED, "placed_at": placed_at, "promised_at": placed_at + self._promise}
         if not await transact(self._store.db, self._outbox, lambda s: self._mark_placed(s, order, lines, placed)):
             raise ServiceUnavailable("Placing the order took too long and was undone; try again.")
         order.update(placed)
@@ -257,7 +261,11 @@ class Checkout:
         if order["user_id"] != principal.user_id:
             raise NotFound(f"No order with id {order_id!r}.")
         delivery = await self._delivery.cancel(order_id, principal.user_id, created_data(order))
-        changes = {"status": CANCELLED, "updated_at": datetime.now(UTC), "delivery_version": delivery["version"]}
+        changes = {
+            "status": OrderStatus.CANCELLED,
+            "updated_at": datetime.now(UTC),
+            "delivery_version": delivery["version"],
+        }
         await transact(self._store.db, self._outbox, lambda s: self._mark_cancelled(s, order, changes, "customer"))
         return await self.get(principal, order_id)
 
@@ -272,11 +280,11 @@ class Checkout:
         if order is None or data["version"] <= order.get("delivery_version", 0):
             return  # unknown, or older than what is already shown
         changes = {"delivery_version": data["version"], "updated_at": datetime.now(UTC)}
-        if data["status"] == CANCELLED:
+        if data["status"] == OrderStatus.CANCELLED:
             by = "customer" if data.get("by") == order["user_id"] else data.get("by") or "staff"
-            await self._mark_cancelled(session, order, {**changes, "status": CANCELLED}, by)
+            await self._mark_cancelled(session, order, {**changes, "status": OrderStatus.CANCELLED}, by)
             return
-        if order["status"] != CANCELLED:
+        if order["status"] != OrderStatus.CANCELLED:
             changes["status"] = data["status"]
         await self._store.move_order(order["_id"], [order["status"]], changes, session=session)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi.encoders import jsonable_encoder
 from fastapi.sse import EventSourceResponse, ServerSentEvent, format_sse_event
@@ -16,7 +17,9 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent, format_sse_event
 HEARTBEAT = ServerSentEvent(comment="ping")
 
 # Shown in the OpenAPI document for stream routes.
-STREAM_RESPONSE = {200: {"content": {"text/event-stream": {}}, "description": "A stream of server-sent events"}}
+STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/event-stream": {}}, "description": "A stream of server-sent events"}
+}
 
 
 def encode(event: ServerSentEvent) -> bytes:

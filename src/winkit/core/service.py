@@ -4,40 +4,47 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from winkit import __version__
-from winkit.platform import idempotency, tracing
-from winkit.platform.auth import JwksSource, TokenVerifier
-from winkit.platform.database import close, connect, is_reachable, service_database
-from winkit.platform.docs import install_docs
-from winkit.platform.errors import (
+from winkit.core import idempotency, tracing
+from winkit.core.auth import JwksSource, TokenVerifier
+from winkit.core.database import close, connect, is_reachable, service_database
+from winkit.core.docs import install_docs
+from winkit.core.errors import (
     PROBLEM_TYPE_BASE,
     install_error_handlers,
     problem_response,
 )
-from winkit.platform.idempotency import IdempotencyMiddleware
-from winkit.platform.observability import Metrics, RequestContextMiddleware, configure_logging
-from winkit.platform.settings import ServiceName, Settings
-from winkit.platform.urls import RelativeRedirects
+from winkit.core.idempotency import IdempotencyMiddleware
+from winkit.core.observability import Metrics, RequestContextMiddleware, configure_logging
+from winkit.core.settings import ServiceName, Settings
+from winkit.core.urls import RelativeRedirects
 
 Startup = Callable[[FastAPI, AsyncExitStack], Awaitable[None]]
 
 log = structlog.get_logger("winkit.service")
 
 
-def from_state(name: str) -> Any:
-    """A dependency on a domain object the app built at start-up (``app.state.<name>``)."""
+T = TypeVar("T")
 
-    def dependency(request: Request) -> Any:
-        return getattr(request.app.state, name)
 
-    return Depends(dependency)
+def from_state(name: str, kind: type[T]) -> Callable[[Request], T]:
+    """A dependency on the domain object of type ``kind`` the app built at start-up
+    (``app.state.<name>``): routes get it typed, and a wrong wiring fails loudly."""
+
+    def dependency(request: Request) -> T:
+        value = getattr(request.app.state, name)
+        if not isinstance(value, kind):
+            raise TypeError(f"app.state.{name} is a {type(value).__name__}, not a {kind.__name__}")
+        return value
+
+    return dependency
 
 
 def allow_cors(app: FastAPI, settings: Settings) -> None:
@@ -127,6 +134,7 @@ def create_service_app(
     # Before the lifespan connects to MongoDB: its client picks up the tracing listener.
     traced = tracing.instrument(app, name)
     metrics = Metrics(name)
+    app.state.metrics = metrics  # other parts add their own (the event bus's dead letters)
 
     @app.get("/", tags=["service"], summary="Service name and version")
     async def root() -> dict[str, str]:

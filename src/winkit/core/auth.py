@@ -17,10 +17,11 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from starlette.types import Scope
 
-from winkit.platform.errors import Forbidden, ServiceUnavailable, Unauthorized
-from winkit.platform.keys import public_jwk
-from winkit.platform.settings import Settings
+from winkit.core.errors import Forbidden, ServiceUnavailable, Unauthorized
+from winkit.core.keys import public_jwk
+from winkit.core.settings import Settings
 
 log = structlog.get_logger("winkit.auth")
 
@@ -186,7 +187,7 @@ class TokenVerifier:
                 issuer=self._issuer,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )
-            return Principal(user_id=str(claims["sub"]), role=Role(claims.get("role")), token=token)
+            return Principal(user_id=str(claims["sub"]), role=Role(str(claims.get("role"))), token=token)
         except jwt.ExpiredSignatureError as exc:
             raise Unauthorized("The bearer token has expired.") from exc
         except (jwt.InvalidTokenError, ValueError) as exc:
@@ -223,17 +224,33 @@ class ServiceTokens:
 bearer_scheme = OAuth2PasswordBearer(tokenUrl="login", auto_error=False)
 
 
-def _bearer_token(request: Request) -> str | None:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+# Where a request keeps its caller once verified (in the ASGI scope's state).
+_VERIFIED_PRINCIPAL = "winkit.principal"
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None for anything else."""
+    scheme, _, token = (authorization or "").partition(" ")
     return token.strip() or None if scheme.lower() == "bearer" else None
 
 
+async def verified_principal(scope: Scope, token: str) -> Principal:
+    """The caller ``token`` names, verified once per request: the idempotency layer (which
+    needs the caller before routing) and the route's dependency share the result."""
+    state = scope.setdefault("state", {})
+    principal = state.get(_VERIFIED_PRINCIPAL)
+    if principal is None:
+        verifier: TokenVerifier = scope["app"].state.token_verifier
+        principal = state[_VERIFIED_PRINCIPAL] = await verifier.verify(token)
+    assert isinstance(principal, Principal)
+    return principal
+
+
 async def current_principal(request: Request, _: Annotated[str | None, Depends(bearer_scheme)]) -> Principal:
-    token = _bearer_token(request)
+    token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized()
-    verifier: TokenVerifier = request.app.state.token_verifier
-    return await verifier.verify(token)
+    return await verified_principal(request.scope, token)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -255,7 +272,7 @@ StaffPrincipal = Annotated[Principal, Depends(staff_principal)]
 
 
 async def calling_service(request: Request) -> str:
-    token = _bearer_token(request)
+    token = bearer_token(request.headers.get("authorization"))
     if token is None:
         raise Unauthorized("A valid service token is required.")
     tokens: ServiceTokens = request.app.state.service_tokens

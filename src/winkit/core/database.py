@@ -12,8 +12,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from winkit.platform.ids import is_canonical
-from winkit.platform.settings import ServiceName, Settings
+from winkit.core.ids import is_canonical
+from winkit.core.settings import ServiceName, Settings
 
 Document = dict[str, Any]
 
@@ -33,7 +33,7 @@ OPERATION_TIMEOUT_MS = 10_000
 
 def connect(settings: Settings, service: ServiceName) -> AsyncMongoClient[Document]:
     # Credentials beside the URI win over any inside it; none given, the URI's stay.
-    credentials: dict[str, str | None] = {}
+    credentials: dict[str, Any] = {}
     if settings.mongodb_username is not None:
         credentials = {"username": settings.mongodb_username, "password": settings.effective_mongodb_password()}
     return AsyncMongoClient(
@@ -51,15 +51,20 @@ def service_database(client: AsyncMongoClient[Document], service: ServiceName) -
     return client[Settings.database_name(service)]
 
 
-async def close(client: AsyncMongoClient[Document], timeout: float = 3.0) -> None:
+# Seconds to wait on a database that may be gone: closing at shutdown, pinging for /health.
+CLOSE_TIMEOUT = 3.0
+PING_TIMEOUT = 2.0
+
+
+async def close(client: AsyncMongoClient[Document]) -> None:
     """Close, without waiting long on a database that is already gone."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(client.close(), timeout)
+        await asyncio.wait_for(client.close(), CLOSE_TIMEOUT)
 
 
-async def is_reachable(db: AsyncDatabase[Document], timeout: float = 2.0) -> bool:
+async def is_reachable(db: AsyncDatabase[Document]) -> bool:
     try:
-        await asyncio.wait_for(db.command("ping"), timeout)
+        await asyncio.wait_for(db.command("ping"), PING_TIMEOUT)
     except (PyMongoError, TimeoutError):
         return False
     return True

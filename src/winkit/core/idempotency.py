@@ -24,9 +24,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from winkit.platform.asgi import read_body, replay_body
-from winkit.platform.database import Document
-from winkit.platform.errors import PROBLEM_TYPE_BASE, Problem, problem_response
+from winkit.core.asgi import read_body, replay_body
+from winkit.core.auth import bearer_token, verified_principal
+from winkit.core.database import Document
+from winkit.core.errors import PROBLEM_TYPE_BASE, Problem, problem_response
 
 HEADER = b"idempotency-key"
 MAX_KEY_LENGTH = 200
@@ -110,11 +111,11 @@ class IdempotencyMiddleware:
                 await records.delete_one({"_id": record_id})
 
     async def _caller(self, scope: Scope, authorization: bytes | None) -> str | None:
-        scheme, _, token = (authorization or b"").decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = bearer_token((authorization or b"").decode("latin-1"))
+        if token is None:
             return None
         try:
-            principal = await scope["app"].state.token_verifier.verify(token.strip())
+            principal = await verified_principal(scope, token)
         except Problem:
             return None  # the route answers 401 itself
         return principal.user_id
