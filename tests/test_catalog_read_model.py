@@ -383,8 +383,8 @@ def test_demo_seeding_reaches_a_replica_already_running(empty_catalog):
     try:
         with httpx.Client(base_url=waiting.url, timeout=30) as other:
             assert other.get("/products").json() == []
-            eventually(lambda: other.get("/health").json()["checks"]["nats"] == "ok")
-            time.sleep(2)  # past its resync after connecting: only the seeding's events can tell it now
+            # Past its re-read after connecting: only the seeding's events can tell it now.
+            eventually(lambda: waiting.app.state.read_model_sync.resyncs >= 1)
             seeding = LiveServer(
                 create_app(empty_catalog.model_copy(update={"seed_demo_catalog": True})), bound_socket()
             )

@@ -9,22 +9,24 @@ import asyncio
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import nats
 import pytest
 from conftest import Nats
+from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
-from winkit.core.event_contracts import Event
+from winkit.core.event_contracts import Event, StockChanged
 from winkit.core.events import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAM, SUBJECT_PREFIX, EventBus
 from winkit.core.outbox import Outbox, new_event, transact
 
 MAX_DELIVERIES = 3
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -80,57 +82,61 @@ async def consumer(mongodb_uri: str, private_nats: Nats) -> AsyncIterator[tuple[
         await client.close()
 
 
-async def consumer_ready(nats_url: str, durable: str) -> None:
-    """Until the bus has made its streams and its durable consumer (it connects in the
-    background), so that what a test publishes has somewhere to go."""
+async def until(nats_url: str, probe: Callable[[JetStreamContext], Awaitable[T | None]]) -> T:
+    """What ``probe`` finds in JetStream, once it finds something (None: not yet)."""
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
         async with asyncio.timeout(60):
-            while True:
-                try:
-                    await js.consumer_info(STREAM, durable)
-                    await js.stream_info(DEAD_LETTER_STREAM)
-                    return
-                except NotFoundError:
-                    await asyncio.sleep(0.05)
-    finally:
-        await nc.close()
-
-
-async def dead_letter(nats_url: str, durable: str) -> Any:
-    """The latest message in the dead-letter stream for this consumer, once there is one."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        async with asyncio.timeout(60):
-            while True:
-                try:
-                    return await js.get_last_msg(DEAD_LETTER_STREAM, DEAD_LETTER_PREFIX + durable)
-                except NotFoundError:
-                    await asyncio.sleep(0.05)
-    finally:
-        await nc.close()
-
-
-async def settled(nats_url: str, durable: str) -> None:
-    """Until the consumer has nothing left to deliver or waiting for an ack."""
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        async with asyncio.timeout(60):
-            while True:
-                info = await js.consumer_info(STREAM, durable)
-                if info.num_pending == 0 and info.num_ack_pending == 0:
-                    return
+            while True:  # JetStream has no notification for these: ask until it answers
+                found = await probe(js)
+                if found is not None:
+                    return found
                 await asyncio.sleep(0.05)
     finally:
         await nc.close()
 
 
-async def commit(db_and_outbox: Any, data: dict[str, Any]) -> dict[str, Any]:
+async def consumer_ready(nats_url: str, durable: str) -> None:
+    """Until the bus has made its streams and its durable consumer (it connects in the
+    background), so that what a test publishes has somewhere to go."""
+
+    async def made(js: JetStreamContext) -> bool | None:
+        try:
+            await js.consumer_info(STREAM, durable)
+            await js.stream_info(DEAD_LETTER_STREAM)
+        except NotFoundError:
+            return None
+        return True
+
+    await until(nats_url, made)
+
+
+async def dead_letter(nats_url: str, durable: str) -> Any:
+    """The latest message in the dead-letter stream for this consumer, once there is one."""
+
+    async def latest(js: JetStreamContext) -> Any:
+        try:
+            return await js.get_last_msg(DEAD_LETTER_STREAM, DEAD_LETTER_PREFIX + durable)
+        except NotFoundError:
+            return None
+
+    return await until(nats_url, latest)
+
+
+async def settled(nats_url: str, durable: str) -> None:
+    """Until the consumer has nothing left to deliver or waiting for an ack."""
+
+    async def idle(js: JetStreamContext) -> bool | None:
+        info = await js.consumer_info(STREAM, durable)
+        return True if info.num_pending == 0 and info.num_ack_pending == 0 else None
+
+    await until(nats_url, idle)
+
+
+async def commit(db_and_outbox: Any, data: StockChanged) -> dict[str, Any]:
     db, outbox = db_and_outbox
-    event = new_event("stock.changed", "test", data)
+    event = new_event(data, "test")
     await transact(db, outbox, lambda session: outbox.add(session, event))
     return event
 
@@ -141,16 +147,16 @@ async def test_an_event_whose_handler_keeps_failing_is_dead_lettered_after_its_l
     subject, db_and_outbox = consumer
     poison_id = uuid.uuid4().hex
     subject.poisoned.add(poison_id)
-    data = {"product_id": uuid.uuid4().hex, "stock": 0, "delta": -1}
+    data = StockChanged(product_id=uuid.uuid4().hex, stock=0, delta=-1, reason="adjusted", order_id=None)
     db, outbox = db_and_outbox
-    poison = new_event("stock.changed", "test", data)
+    poison = new_event(data, "test")
     poison["_id"] = poison_id
     await transact(db, outbox, lambda session: outbox.add(session, poison))
 
     kept = await dead_letter(private_nats.url, subject.durable)
     # As it came: the event itself, byte for byte, and where and why it stopped.
     assert Event.parse(kept.data).id == poison_id
-    assert json.loads(kept.data)["data"] == data
+    assert json.loads(kept.data)["data"] == data.model_dump()
     assert kept.headers["Winkit-Subject"] == SUBJECT_PREFIX + "stock.changed"
     assert kept.headers["Winkit-Consumer"] == subject.durable
     assert kept.headers["Winkit-Reason"] == "handler_failed"
@@ -160,7 +166,9 @@ async def test_an_event_whose_handler_keeps_failing_is_dead_lettered_after_its_l
     assert subject.calls[poison_id] == MAX_DELIVERIES
     assert subject.dead_lettered("handler_failed") == 1
     # And the consumer goes on: the next event is handled.
-    healthy = await commit(db_and_outbox, {"product_id": uuid.uuid4().hex, "stock": 3, "delta": 1})
+    healthy = await commit(
+        db_and_outbox, StockChanged(product_id=uuid.uuid4().hex, stock=3, delta=1, reason="adjusted", order_id=None)
+    )
     await asyncio.wait_for(subject.handled[healthy["_id"]].wait(), 60)
     assert not subject.handled[poison_id].is_set()
 
@@ -191,8 +199,21 @@ async def publish_raw(nats_url: str, body: bytes) -> None:
             ).encode(),
             "unreadable_version",
         ),
+        (
+            json.dumps(
+                {
+                    "id": uuid.uuid4().hex,
+                    "type": "stock.changed",
+                    "version": 1,
+                    "source": "a-broken-catalog",
+                    "occurred_at": "2026-11-26T00:00:00+00:00",
+                    "data": {"product_id": "p", "stock": "plenty", "delta": 1, "reason": "adjusted"},
+                }
+            ).encode(),
+            "invalid_data",
+        ),
     ],
-    ids=["not-json", "missing-fields", "newer-version"],
+    ids=["not-json", "missing-fields", "newer-version", "data-not-as-its-type-says"],
 )
 async def test_an_event_this_service_cannot_read_is_dead_lettered_at_once_and_never_handled(
     body: bytes, reason: str, consumer: tuple[Consumer, Any], private_nats: Nats

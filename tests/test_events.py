@@ -15,9 +15,10 @@ from harness import CHECKOUT, assert_problem, eventually, new_product
 from pymongo import AsyncMongoClient, MongoClient
 
 from winkit.core.auth import ServiceTokens
-from winkit.core.event_contracts import Event
+from winkit.core.event_contracts import DeliveryStatusChanged, Event, OrderCreated, StockChanged, wire
 from winkit.core.events import EventBus, _in_rounds
 from winkit.core.keys import service_secret
+from winkit.core.order_status import OrderStatus
 from winkit.core.outbox import PENDING, Outbox, new_event, transact
 
 
@@ -25,6 +26,10 @@ from winkit.core.outbox import PENDING, Outbox, new_event, transact
 def mongo(mongodb_uri):
     with MongoClient(mongodb_uri) as client:
         yield client
+
+
+def stock_changed() -> StockChanged:
+    return StockChanged(product_id=uuid.uuid4().hex, stock=1, delta=0, reason="adjusted", order_id=None)
 
 
 def republish(nats_url: str, event: dict) -> None:
@@ -193,7 +198,7 @@ async def test_a_committed_event_reaches_its_handler_without_waiting_for_a_timer
     db = client[f"winkit_relay_{uuid.uuid4().hex[:8]}"]
     outbox = Outbox(db)
     # Left unpublished by a version that did not flag pending events: still published.
-    legacy = new_event("stock.changed", "test", {"product_id": uuid.uuid4().hex, "stock": 1, "delta": 0})
+    legacy = new_event(stock_changed(), "test")
     del legacy[PENDING]
     await outbox.collection.insert_one(legacy)
     await outbox.ensure_indexes()
@@ -212,7 +217,7 @@ async def test_a_committed_event_reaches_its_handler_without_waiting_for_a_timer
         handled[event.id].set()
 
     async def commit_and_wait() -> None:
-        event = new_event("stock.changed", "test", {"product_id": uuid.uuid4().hex, "stock": 1, "delta": 0})
+        event = new_event(stock_changed(), "test")
         await transact(db, outbox, lambda session: outbox.add(session, event))
         await asyncio.wait_for(handled[event["_id"]].wait(), 60)
 
@@ -227,3 +232,44 @@ async def test_a_committed_event_reaches_its_handler_without_waiting_for_a_timer
         await bus.stop()
         await client.drop_database(db.name)
         await client.close()
+
+
+def test_event_data_goes_out_as_it_always_has():
+    """Typed event data keeps the wire format: the fields in their documented order, a
+    status as its plain name, the envelope's keys unchanged."""
+    changed = DeliveryStatusChanged(
+        order_id="o1",
+        user_id="u1",
+        status=OrderStatus.CONFIRMED,
+        previous=OrderStatus.PLACED,
+        version=2,
+        by="staff",
+        at="2026-11-26T08:00:00+00:00",
+    )
+    body = json.loads(wire(new_event(changed, "delivery")))
+    assert list(body) == ["id", "type", "version", "source", "occurred_at", "data"]
+    assert (body["type"], body["version"], body["source"]) == ("delivery.status_changed", 1, "delivery")
+    assert json.dumps(body["data"]) == (
+        '{"order_id": "o1", "user_id": "u1", "status": "CONFIRMED", "previous": "PLACED", "version": 2, '
+        '"by": "staff", "at": "2026-11-26T08:00:00+00:00"}'
+    )
+    created = OrderCreated(
+        order_id="o1",
+        user_id="u1",
+        items=[{"product_id": "p1", "name": "Tea", "price_paise": 4500, "quantity": 2}],
+        total_paise=9000,
+        address=None,
+        created_at="2026-11-26T08:00:00+00:00",
+        placed_at=None,
+        promised_at=None,
+    )
+    assert list(json.loads(wire(new_event(created, "orders")))["data"]) == [
+        "order_id",
+        "user_id",
+        "items",
+        "total_paise",
+        "address",
+        "created_at",
+        "placed_at",
+        "promised_at",
+    ]

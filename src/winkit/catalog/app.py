@@ -52,6 +52,7 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
         listeners={PRODUCT_CHANGED: sync.hear, STOCK_CHANGED: sync.hear},
     )
     sync.start(bus)
+    app.state.read_model_sync = sync
     stack.push_async_callback(sync.stop)
 
 

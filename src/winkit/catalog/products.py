@@ -19,10 +19,11 @@ from winkit.catalog.stock import stock_changed
 from winkit.catalog.store import VERSION, CatalogStore, SkuTaken
 from winkit.core.database import Document, stored_now
 from winkit.core.errors import Conflict, NotFound
+from winkit.core.event_contracts import ProductChanged
 from winkit.core.money import CURRENCY, to_paise
 from winkit.core.outbox import Change, Outbox, new_event, transact
 
-PRODUCT_CHANGED = "product.changed"
+PRODUCT_CHANGED = ProductChanged.TYPE
 
 
 def slugify(text: str) -> str:
@@ -31,7 +32,7 @@ def slugify(text: str) -> str:
 
 def product_changed(doc: Document) -> Document:
     """Says which product changed and its version after: readers re-read it if they hold less."""
-    return new_event(PRODUCT_CHANGED, "catalog", {"product_id": str(doc["_id"]), "version": doc[VERSION]})
+    return new_event(ProductChanged(product_id=str(doc["_id"]), version=doc[VERSION]), "catalog")
 
 
 def search_filter(category: str | None, q: str | None, ids: list[str] | None = None) -> Document:

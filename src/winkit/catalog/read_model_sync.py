@@ -47,6 +47,8 @@ class ReadModelSync:
         self._stale: set[str] = set()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Full re-reads done since start (after an outage, or on the periodic timer).
+        self.resyncs = 0
 
     async def load(self) -> int:
         """Apply every stored product; how many changed what is shown."""
@@ -112,6 +114,7 @@ class ReadModelSync:
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             last = time.monotonic()
+            self.resyncs += 1
             missed = missed and not back
             if changed:
                 log.info("read_model_resynced", changed=changed, products=len(self._model))

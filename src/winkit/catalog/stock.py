@@ -17,13 +17,14 @@ from winkit.catalog.read_model import CatalogReadModel
 from winkit.catalog.store import CatalogStore
 from winkit.core.database import Document
 from winkit.core.errors import Conflict, OutOfStock, PricesChanged
+from winkit.core.event_contracts import StockChanged
 from winkit.core.money import to_rupees
 from winkit.core.outbox import Outbox, new_event, transact
 
 log = structlog.get_logger("winkit.stock")
 
 RESERVED, CONFIRMED, RELEASED = "reserved", "confirmed", "released"
-STOCK_CHANGED = "stock.changed"
+STOCK_CHANGED = StockChanged.TYPE
 
 
 def _available(product: dict[str, Any] | None) -> int:
@@ -76,8 +77,8 @@ class Refused(Exception):
 
 
 def stock_changed(product_id: str, stock: int, delta: int, reason: str, order_id: str | None) -> dict[str, Any]:
-    data = {"product_id": product_id, "stock": stock, "delta": delta, "reason": reason, "order_id": order_id}
-    return new_event(STOCK_CHANGED, "catalog", data)
+    data = StockChanged(product_id=product_id, stock=stock, delta=delta, reason=reason, order_id=order_id)
+    return new_event(data, "catalog")
 
 
 def _refusal(refused: Refused) -> Conflict:

@@ -5,19 +5,84 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
 
 from winkit.core.database import Document
+from winkit.core.order_status import OrderStatus
 
-# Event types and their current schema version (docs/events.md describes each).
-EVENT_VERSIONS = {
-    "order.created": 1,
-    "order.cancelled": 1,
-    "delivery.opened": 1,
-    "delivery.status_changed": 1,
-    "stock.changed": 1,
-    "product.changed": 1,
+
+class EventData(BaseModel):
+    """The ``data`` of one event type at one version. Fields are in wire order: an event's
+    bytes are its fields, in this order. Fields added later (which keep the version) are
+    kept, not refused."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+
+class OrderCreated(EventData):
+    TYPE = "order.created"
+    order_id: str
+    user_id: str
+    # As the order holds them (product id, name, price, quantity, line total).
+    items: list[dict[str, Any]]
+    total_paise: int
+    # Added within v1 (an addition keeps the version): events from before carry none.
+    address: dict[str, Any] | None = None
+    created_at: str
+    placed_at: str | None = None
+    promised_at: str | None = None
+
+
+class OrderCancelled(EventData):
+    TYPE = "order.cancelled"
+    order_id: str
+    user_id: str
+    by: str
+
+
+class DeliveryOpened(EventData):
+    TYPE = "delivery.opened"
+    order_id: str
+    user_id: str
+    at: str
+
+
+class DeliveryStatusChanged(EventData):
+    TYPE = "delivery.status_changed"
+    order_id: str
+    user_id: str
+    status: OrderStatus
+    previous: OrderStatus
+    version: int
+    by: str
+    at: str
+
+
+class StockChanged(EventData):
+    TYPE = "stock.changed"
+    product_id: str
+    stock: int
+    delta: int
+    reason: str
+    order_id: str | None
+
+
+class ProductChanged(EventData):
+    TYPE = "product.changed"
+    product_id: str
+    version: int
+
+
+# Every event type, by name (docs/events.md describes each).
+EVENT_TYPES: dict[str, type[EventData]] = {
+    model.TYPE: model
+    for model in (OrderCreated, OrderCancelled, DeliveryOpened, DeliveryStatusChanged, StockChanged, ProductChanged)
 }
+EVENT_VERSIONS = {name: model.VERSION for name, model in EVENT_TYPES.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +115,10 @@ class Event:
         if self.version > known:
             return f"{self.type} version {self.version} is newer than this service reads ({known})"
         return None
+
+    def payload(self) -> EventData:
+        """The data as its type's model; pydantic's ValidationError if it does not fit."""
+        return EVENT_TYPES[self.type].model_validate(self.data)
 
 
 def wire(doc: Document) -> bytes:

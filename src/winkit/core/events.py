@@ -30,6 +30,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as MetricCounter
+from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from winkit.core import tracing
@@ -361,6 +362,13 @@ class EventBus:
                     continue
                 if (unreadable := event.unreadable()) is not None:
                     await self._dead_letter(durable, message, event, "unreadable_version", unreadable)
+                    continue
+                try:
+                    event.payload()
+                except ValidationError as exc:
+                    # Where and what, never the values: an address or a name may be among them.
+                    why = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                    await self._dead_letter(durable, message, event, "invalid_data", why)
                     continue
                 await slots.acquire()
                 about = _about(event.data, event.id)

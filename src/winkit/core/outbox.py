@@ -24,7 +24,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from winkit.core import tracing
 from winkit.core.database import Document
-from winkit.core.event_contracts import EVENT_VERSIONS, Event
+from winkit.core.event_contracts import Event, EventData
 
 log = structlog.get_logger("winkit.events")
 
@@ -43,16 +43,17 @@ PENDING = "pending"
 TRACE_CONTEXT = "trace_context"
 
 
-def new_event(event_type: str, source: str, data: dict[str, Any]) -> Document:
-    """An outbox document; insert it in the same transaction as the change it announces."""
+def new_event(data: EventData, source: str) -> Document:
+    """An outbox document announcing ``data`` (its type and version are its model's);
+    insert it in the same transaction as the change it announces."""
     now = datetime.now(UTC)
     doc = {
         "_id": uuid.uuid4().hex,
-        "type": event_type,
-        "version": EVENT_VERSIONS[event_type],
+        "type": data.TYPE,
+        "version": data.VERSION,
         "source": source,
         "occurred_at": now.isoformat(),
-        "data": data,
+        "data": data.model_dump(mode="json"),
         "created_at": now,
         "published_at": None,
         PENDING: True,

@@ -16,6 +16,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from winkit.core.auth import Principal
 from winkit.core.database import Document
 from winkit.core.errors import Conflict, NotFound
+from winkit.core.event_contracts import DeliveryOpened, DeliveryStatusChanged
 from winkit.core.money import CURRENCY, to_rupees
 from winkit.core.order_status import OrderStatus
 from winkit.core.outbox import Outbox, new_event, transact
@@ -167,16 +168,16 @@ class Tracking:
         now = datetime.now(UTC)
         if not await self._store.advance(session, record, target, {"status": target, "at": now, "by": by}):
             raise Conflict("The status was changed by someone else just now; reload and try again.")
-        data = {
-            "order_id": record["_id"],
-            "user_id": record["user_id"],
-            "status": target,
-            "previous": record["status"],
-            "version": record["version"] + 1,
-            "by": by,
-            "at": now.isoformat(),
-        }
-        await self._outbox.add(session, new_event("delivery.status_changed", "delivery", data))
+        changed = DeliveryStatusChanged(
+            order_id=record["_id"],
+            user_id=record["user_id"],
+            status=target,
+            previous=record["status"],
+            version=record["version"] + 1,
+            by=by,
+            at=now.isoformat(),
+        )
+        await self._outbox.add(session, new_event(changed, "delivery"))
 
     async def open_in(self, session: AsyncClientSession, data: dict[str, Any]) -> None:
         """Start tracking a new order at PLACED (once, however often the event comes), with
@@ -202,8 +203,8 @@ class Tracking:
         )
         if not opened:
             return  # opened before: a repeated event, or a cancellation that came first
-        announced = {"order_id": data["order_id"], "user_id": data["user_id"], "at": now.isoformat()}
-        await self._outbox.add(session, new_event("delivery.opened", "delivery", announced))
+        announced = DeliveryOpened(order_id=data["order_id"], user_id=data["user_id"], at=now.isoformat())
+        await self._outbox.add(session, new_event(announced, "delivery"))
 
     async def cancel_for_shopper(self, order_id: str, user_id: str, order: dict[str, Any]) -> dict[str, Any]:
         """The shopper's cancellation, decided here where the status lives, with the same

@@ -25,6 +25,7 @@ from pymongo.errors import PyMongoError
 from winkit.core.auth import Principal
 from winkit.core.database import Document, stored_now
 from winkit.core.errors import Conflict, NotFound, Problem, ServiceUnavailable
+from winkit.core.event_contracts import OrderCancelled, OrderCreated
 from winkit.core.ids import MAX_ORDER_LINES
 from winkit.core.money import CURRENCY, to_rupees
 from winkit.core.order_status import OrderStatus
@@ -68,23 +69,22 @@ def order_view(order: Document) -> dict[str, Any]:
     }
 
 
-def created_data(order: Document) -> dict[str, Any]:
+def created_data(order: Document) -> OrderCreated:
     """The order as ``order.created`` announces it (and the delivery service records it)."""
-    return {
-        "order_id": str(order["_id"]),
-        "user_id": order["user_id"],
-        "items": order["items"],
-        "total_paise": order["total_paise"],
-        "address": order.get("address"),
-        "created_at": order["created_at"].isoformat(),
-        "placed_at": order["placed_at"].isoformat() if order.get("placed_at") else None,
-        "promised_at": order["promised_at"].isoformat() if order.get("promised_at") else None,
-    }
+    return OrderCreated(
+        order_id=str(order["_id"]),
+        user_id=order["user_id"],
+        items=order["items"],
+        total_paise=order["total_paise"],
+        address=order.get("address"),
+        created_at=order["created_at"].isoformat(),
+        placed_at=order["placed_at"].isoformat() if order.get("placed_at") else None,
+        promised_at=order["promised_at"].isoformat() if order.get("promised_at") else None,
+    )
 
 
 def order_cancelled(order: Document, by: str) -> Document:
-    data = {"order_id": str(order["_id"]), "user_id": order["user_id"], "by": by}
-    return new_event("order.cancelled", "orders", data)
+    return new_event(OrderCancelled(order_id=str(order["_id"]), user_id=order["user_id"], by=by), "orders")
 
 
 class Orders:
@@ -232,7 +232,7 @@ class Orders:
             return False  # recover_stale gave up on it meanwhile
         await self._store.remove_ordered_lines(session, lines)
         await self._store.end_checkout(order["user_id"], order["_id"], session=session)
-        await self._outbox.add(session, new_event("order.created", "orders", created_data({**order, **placed})))
+        await self._outbox.add(session, new_event(created_data({**order, **placed}), "orders"))
         return True
 
     async def history(self, user_id: str) -> list[dict[str, Any]]:
@@ -260,7 +260,7 @@ class Orders:
         order = await self._own_order(principal, order_id)
         if order["user_id"] != principal.user_id:
             raise NotFound(f"No order with id {order_id!r}.")
-        delivery = await self._delivery.cancel(order_id, principal.user_id, created_data(order))
+        delivery = await self._delivery.cancel(order_id, principal.user_id, created_data(order).model_dump(mode="json"))
         changes = {
             "status": OrderStatus.CANCELLED,
             "updated_at": datetime.now(UTC),
