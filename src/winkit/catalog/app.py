@@ -15,7 +15,8 @@ from winkit.catalog.read_model_sync import ReadModelSync
 from winkit.catalog.stock import STOCK_CHANGED, Stock
 from winkit.catalog.store import CatalogStore
 from winkit.core.auth import ServiceTokens
-from winkit.core.events import start_event_bus
+from winkit.core.event_contracts import OrderCancelled, OrderCreated
+from winkit.core.events import React, start_event_bus
 from winkit.core.keys import service_secret
 from winkit.core.outbox import Outbox
 from winkit.core.service import create_service_app
@@ -45,10 +46,10 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
         stack,
         "catalog",
         outbox,
-        {
-            "order.created": lambda session, data: stock.confirm_in(session, data["order_id"]),
-            "order.cancelled": lambda session, data: stock.release_in(session, data["order_id"]),
-        },
+        [
+            React(OrderCreated, lambda session, created: stock.confirm_in(session, created.order_id)),
+            React(OrderCancelled, lambda session, cancelled: stock.release_in(session, cancelled.order_id)),
+        ],
         listeners={PRODUCT_CHANGED: sync.hear, STOCK_CHANGED: sync.hear},
     )
     sync.start(bus)

@@ -15,9 +15,10 @@ import asyncio
 import contextlib
 import functools
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 import nats
@@ -31,14 +32,17 @@ from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as MetricCounter
 from pydantic import ValidationError
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
 from winkit.core import tracing
 from winkit.core.database import Document
-from winkit.core.event_contracts import Event, wire
-from winkit.core.outbox import RELAY_PAGE, TRACE_CONTEXT, AlreadyProcessed, Inbox, Outbox, Reaction, apply_once
+from winkit.core.event_contracts import Event, EventData, wire
+from winkit.core.outbox import RELAY_PAGE, TRACE_CONTEXT, AlreadyProcessed, Inbox, Outbox, apply_once
 
 log = structlog.get_logger("winkit.events")
+
+D = TypeVar("D", bound=EventData)
 
 STREAM = "WINKIT"
 # Events a consumer gave up on, kept for a person to look at (and replay): one subject per
@@ -449,12 +453,22 @@ class EventBus:
             log.warning("event_settle_failed", consumer=durable, error=str(exc))
 
 
+@dataclass(frozen=True, slots=True)
+class React(Generic[D]):
+    """What a service does with one event type, as a durable consumer: ``then`` runs with
+    the event's data as its model, inside the transaction that records the event handled
+    (what it returns is not used)."""
+
+    on: type[D]
+    then: Callable[[AsyncClientSession, D], Awaitable[object]]
+
+
 async def start_event_bus(
     app: Any,
     stack: contextlib.AsyncExitStack,
     service: str,
     outbox: Outbox,
-    reactions: dict[str, Reaction],
+    reactions: Iterable[React[Any]],
     listeners: dict[str, Handler] | None = None,
 ) -> EventBus:
     """Connect the service to the bus in the background (stopped with the app), consume
@@ -474,14 +488,15 @@ async def start_event_bus(
 
     inbox = Inbox(db)
 
-    def once(reaction: Reaction) -> Handler:
+    def once(reaction: React[Any]) -> Handler:
         async def handle(event: Event) -> None:
-            await apply_once(db, outbox, inbox, service, event, lambda session: reaction(session, event.data))
+            data = reaction.on.model_validate(event.data)
+            await apply_once(db, outbox, inbox, service, event, lambda session: reaction.then(session, data))
 
         return handle
 
-    for event_type, reaction in reactions.items():
-        bus.subscribe(event_type, once(reaction))
+    for reaction in reactions:
+        bus.subscribe(reaction.on.TYPE, once(reaction))
     for event_type, handler in (listeners or {}).items():
         bus.listen(event_type, handler)
     await bus.start()

@@ -160,9 +160,6 @@ class AlreadyProcessed(Exception):
 
 
 Change = Callable[[AsyncClientSession], Awaitable[Any]]
-# What a service does with an event's data, inside the transaction that records it handled
-# (what it returns is not used).
-Reaction = Callable[[AsyncClientSession, dict[str, Any]], Awaitable[object]]
 
 
 async def transact(db: AsyncDatabase[Document], outbox: Outbox, change: Change) -> Any:

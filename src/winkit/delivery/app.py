@@ -7,7 +7,8 @@ from contextlib import AsyncExitStack
 from fastapi import APIRouter, FastAPI
 
 from winkit.core.auth import ServiceTokens
-from winkit.core.events import start_event_bus
+from winkit.core.event_contracts import OrderCreated
+from winkit.core.events import React, start_event_bus
 from winkit.core.keys import service_secret
 from winkit.core.outbox import Outbox
 from winkit.core.service import create_service_app
@@ -33,7 +34,7 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
         "delivery",
         outbox,
         # A shopper's cancellation is decided here, synchronously: order.cancelled follows it.
-        {"order.created": tracking.open_in},
+        [React(OrderCreated, tracking.open_in)],
         listeners={"delivery.opened": live.hear, "delivery.status_changed": live.hear},
     )
 

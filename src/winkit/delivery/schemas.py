@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from winkit.core.address import ShippingAddress
+from winkit.core.event_contracts import OrderCreated
 from winkit.core.money import Rupees
 from winkit.core.order_status import OrderStatus
 
@@ -51,7 +51,7 @@ class ShopperCancellation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: str = Field(max_length=64)
-    order: dict[str, Any] = Field(description="The order as order.created carries it (opens a missing record)")
+    order: OrderCreated = Field(description="The order as order.created carries it (opens a missing record)")
 
 
 class StatusUpdate(BaseModel):

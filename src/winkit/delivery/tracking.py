@@ -16,7 +16,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from winkit.core.auth import Principal
 from winkit.core.database import Document
 from winkit.core.errors import Conflict, NotFound
-from winkit.core.event_contracts import DeliveryOpened, DeliveryStatusChanged
+from winkit.core.event_contracts import DeliveryOpened, DeliveryStatusChanged, OrderCreated
 from winkit.core.money import CURRENCY, to_rupees
 from winkit.core.order_status import OrderStatus
 from winkit.core.outbox import Outbox, new_event, transact
@@ -179,41 +179,41 @@ class Tracking:
         )
         await self._outbox.add(session, new_event(changed, "delivery"))
 
-    async def open_in(self, session: AsyncClientSession, data: dict[str, Any]) -> None:
+    async def open_in(self, session: AsyncClientSession, created: OrderCreated) -> None:
         """Start tracking a new order at PLACED (once, however often the event comes), with
         what staff need to pack and deliver it."""
         now = datetime.now(UTC)
-        items = [{k: item.get(k) for k in ("product_id", "name", "quantity")} for item in data.get("items", [])]
+        items = [{k: item.get(k) for k in ("product_id", "name", "quantity")} for item in created.items]
         opened = await self._store.open(
             session,
             {
-                "_id": data["order_id"],
-                "user_id": data["user_id"],
+                "_id": created.order_id,
+                "user_id": created.user_id,
                 "status": OrderStatus.PLACED,
                 "history": [{"status": OrderStatus.PLACED, "at": now, "by": SYSTEM}],
                 "version": 1,
                 "items": items,
-                "address": data.get("address"),
-                "total_paise": data.get("total_paise"),
-                "placed_at": _when(data.get("placed_at")) or _when(data.get("created_at")),
-                "promised_at": _when(data.get("promised_at")),
+                "address": created.address,
+                "total_paise": created.total_paise,
+                "placed_at": _when(created.placed_at) or _when(created.created_at),
+                "promised_at": _when(created.promised_at),
                 "created_at": now,
                 "updated_at": now,
             },
         )
         if not opened:
             return  # opened before: a repeated event, or a cancellation that came first
-        announced = DeliveryOpened(order_id=data["order_id"], user_id=data["user_id"], at=now.isoformat())
+        announced = DeliveryOpened(order_id=created.order_id, user_id=created.user_id, at=now.isoformat())
         await self._outbox.add(session, new_event(announced, "delivery"))
 
-    async def cancel_for_shopper(self, order_id: str, user_id: str, order: dict[str, Any]) -> dict[str, Any]:
+    async def cancel_for_shopper(self, order_id: str, user_id: str, order: OrderCreated) -> dict[str, Any]:
         """The shopper's cancellation, decided here where the status lives, with the same
         version check as staff updates: it wins only if the order is still PLACED or
         CONFIRMED when it is written. ``order`` is the order as ``order.created`` carries
         it, to open the record first if the cancellation overtook that event."""
 
         async def change(session: AsyncClientSession) -> None:
-            await self.open_in(session, {**order, "order_id": order_id, "user_id": user_id})
+            await self.open_in(session, order.model_copy(update={"order_id": order_id, "user_id": user_id}))
             record = await self._store.get(order_id, session=session)
             assert record is not None
             if record["user_id"] != user_id:

@@ -10,7 +10,8 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from winkit.core.auth import ServiceTokens
-from winkit.core.events import start_event_bus
+from winkit.core.event_contracts import DeliveryStatusChanged
+from winkit.core.events import React, start_event_bus
 from winkit.core.http import ServiceClient
 from winkit.core.keys import service_secret
 from winkit.core.outbox import Outbox
@@ -49,7 +50,7 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     app.state.cart = CartService(store, catalog, rule)
     app.state.orders = orders
 
-    await start_event_bus(app, stack, "orders", outbox, {"delivery.status_changed": orders.follow_delivery})
+    await start_event_bus(app, stack, "orders", outbox, [React(DeliveryStatusChanged, orders.follow_delivery)])
     recovery = asyncio.create_task(orders.recover_forever())
 
     async def stop_recovery() -> None:

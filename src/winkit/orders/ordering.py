@@ -25,7 +25,7 @@ from pymongo.errors import PyMongoError
 from winkit.core.auth import Principal
 from winkit.core.database import Document, stored_now
 from winkit.core.errors import Conflict, NotFound, Problem, ServiceUnavailable
-from winkit.core.event_contracts import OrderCancelled, OrderCreated
+from winkit.core.event_contracts import DeliveryStatusChanged, OrderCancelled, OrderCreated
 from winkit.core.ids import MAX_ORDER_LINES
 from winkit.core.money import CURRENCY, to_rupees
 from winkit.core.order_status import OrderStatus
@@ -273,19 +273,19 @@ class Orders:
         if await self._store.move_order(order["_id"], NOT_CANCELLED, changes, session=session):
             await self._outbox.add(session, order_cancelled(order, by))
 
-    async def follow_delivery(self, session: AsyncClientSession, data: dict[str, Any]) -> None:
+    async def follow_delivery(self, session: AsyncClientSession, changed: DeliveryStatusChanged) -> None:
         """Mirror the delivery status; a cancellation (by staff, or the shopper's, if this
         event comes before the shopper's answer) also returns the stock, once."""
-        order = await self._store.order(data["order_id"], session=session)
-        if order is None or data["version"] <= order.get("delivery_version", 0):
+        order = await self._store.order(changed.order_id, session=session)
+        if order is None or changed.version <= order.get("delivery_version", 0):
             return  # unknown, or older than what is already shown
-        changes = {"delivery_version": data["version"], "updated_at": datetime.now(UTC)}
-        if data["status"] == OrderStatus.CANCELLED:
-            by = "customer" if data.get("by") == order["user_id"] else data.get("by") or "staff"
+        changes: dict[str, Any] = {"delivery_version": changed.version, "updated_at": datetime.now(UTC)}
+        if changed.status == OrderStatus.CANCELLED:
+            by = "customer" if changed.by == order["user_id"] else changed.by or "staff"
             await self._mark_cancelled(session, order, {**changes, "status": OrderStatus.CANCELLED}, by)
             return
         if order["status"] != OrderStatus.CANCELLED:
-            changes["status"] = data["status"]
+            changes["status"] = changed.status
         await self._store.move_order(order["_id"], [order["status"]], changes, session=session)
 
     async def recover_stale(self) -> int:
