@@ -21,7 +21,7 @@ from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 from pymongo import AsyncMongoClient
 
-from winkit.core.event_contracts import Event, StockChanged
+from winkit.core.event_contracts import Event, EventData, StockChanged
 from winkit.core.events import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAM, SUBJECT_PREFIX, EventBus
 from winkit.core.outbox import Outbox, new_event, transact
 
@@ -48,7 +48,7 @@ class Consumer:
         self.calls: dict[str, int] = {}
         self.handled: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
-    async def handle(self, event: Event) -> None:
+    async def handle(self, event: Event, _: EventData) -> None:
         self.calls[event.id] = self.calls.get(event.id, 0) + 1
         if event.id in self.poisoned:
             raise RuntimeError("the shelf this product is on is on fire")

@@ -15,7 +15,7 @@ from harness import CHECKOUT, assert_problem, eventually, new_product
 from pymongo import AsyncMongoClient, MongoClient
 
 from winkit.core.auth import ServiceTokens
-from winkit.core.event_contracts import DeliveryStatusChanged, Event, OrderCreated, StockChanged, wire
+from winkit.core.event_contracts import DeliveryStatusChanged, Event, EventData, OrderCreated, StockChanged, wire
 from winkit.core.events import EventBus, _in_rounds
 from winkit.core.keys import service_secret
 from winkit.core.order_status import OrderStatus
@@ -213,7 +213,7 @@ async def test_a_committed_event_reaches_its_handler_without_waiting_for_a_timer
     )
     handled: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
-    async def handle(event: Event) -> None:
+    async def handle(event: Event, _: EventData) -> None:
         handled[event.id].set()
 
     async def commit_and_wait() -> None:

@@ -102,7 +102,11 @@ def _where(url: str) -> str:
     return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
+# A live listener's handler (``EventBus.listen``).
 Handler = Callable[[Event], Awaitable[None]]
+# A durable consumer's handler: the event, and its data as its type's model (checked once,
+# before the handler is called).
+Consumer = Callable[[Event, EventData], Awaitable[None]]
 
 
 class EventBus:
@@ -139,7 +143,7 @@ class EventBus:
         self._service = service
         self._outbox = outbox
         self._connect_timeout = connect_timeout
-        self._subscriptions: list[tuple[str, str, Handler]] = []
+        self._subscriptions: list[tuple[str, str, Consumer]] = []
         self._listeners: list[tuple[str, Handler]] = []
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
@@ -148,7 +152,7 @@ class EventBus:
         self._handling: set[asyncio.Task[None]] = set()
         self._stopping = False
 
-    def subscribe(self, event_type: str, handler: Handler) -> None:
+    def subscribe(self, event_type: str, handler: Consumer) -> None:
         durable = f"{self._service}-{event_type.replace('.', '-')}"
         self._subscriptions.append((event_type, durable, handler))
 
@@ -217,8 +221,8 @@ class EventBus:
         log.info("event_bus_connected", server=_where(self._url))
         for event_type, handler in self._listeners:
             await self._nc.subscribe(SUBJECT_PREFIX + event_type, cb=self._listener(event_type, handler))
-        for event_type, durable, handler in self._subscriptions:
-            self._tasks.append(asyncio.create_task(self._consume(event_type, durable, handler)))
+        for event_type, durable, consumer in self._subscriptions:
+            self._tasks.append(asyncio.create_task(self._consume(event_type, durable, consumer)))
         await self._relay()
 
     def _listener(self, event_type: str, handler: Handler) -> Callable[[Any], Awaitable[None]]:
@@ -326,7 +330,7 @@ class EventBus:
             ack = await self._js.publish_async(subject, wire(doc), headers=headers)
             await asyncio.wait_for(ack, PUBLISH_TIMEOUT)
 
-    async def _consume(self, event_type: str, durable: str, handler: Handler) -> None:
+    async def _consume(self, event_type: str, durable: str, handler: Consumer) -> None:
         assert self._js is not None
         config = ConsumerConfig(
             durable_name=durable,
@@ -368,7 +372,7 @@ class EventBus:
                     await self._dead_letter(durable, message, event, "unreadable_version", unreadable)
                     continue
                 try:
-                    event.payload()
+                    data = event.payload()
                 except ValidationError as exc:
                     # Where and what, never the values: an address or a name may be among them.
                     why = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
@@ -376,7 +380,8 @@ class EventBus:
                     continue
                 await slots.acquire()
                 about = _about(event.data, event.id)
-                task = asyncio.create_task(self._handle_in_turn(latest.get(about), durable, handler, event, message))
+                handling = self._handle_in_turn(latest.get(about), durable, handler, event, data, message)
+                task = asyncio.create_task(handling)
                 latest[about] = task
                 self._handling.add(task)
                 task.add_done_callback(functools.partial(self._handled, latest, about, slots))
@@ -390,13 +395,19 @@ class EventBus:
         slots.release()
 
     async def _handle_in_turn(
-        self, before: asyncio.Task[None] | None, durable: str, handler: Handler, event: Event, message: Any
+        self,
+        before: asyncio.Task[None] | None,
+        durable: str,
+        handler: Consumer,
+        event: Event,
+        data: EventData,
+        message: Any,
     ) -> None:
         if before is not None:
             await asyncio.wait([before])  # its turn, not its outcome: a failed one is redelivered
         with tracing.consuming(message.subject, message.headers, durable):
             try:
-                await handler(event)
+                await handler(event, data)
             except AlreadyProcessed:
                 log.info("event_duplicate_ignored", consumer=durable, event_id=event.id)
             except Exception as exc:
@@ -488,9 +499,8 @@ async def start_event_bus(
 
     inbox = Inbox(db)
 
-    def once(reaction: React[Any]) -> Handler:
-        async def handle(event: Event) -> None:
-            data = reaction.on.model_validate(event.data)
+    def once(reaction: React[Any]) -> Consumer:
+        async def handle(event: Event, data: EventData) -> None:
             await apply_once(db, outbox, inbox, service, event, lambda session: reaction.then(session, data))
 
         return handle
