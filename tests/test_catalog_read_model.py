@@ -19,14 +19,13 @@ import nats
 import pytest
 from bson import ObjectId
 from harness import CHECKOUT, LiveServer, assert_problem, bound_socket, eventually, free_port, new_product
-from pymongo import AsyncMongoClient, MongoClient
+from pymongo import ASCENDING, AsyncMongoClient, MongoClient
 
 from winkit.catalog.app import create_app
 from winkit.catalog.http_cache import names
-from winkit.catalog.products import search_filter
-from winkit.catalog.read_model import CatalogReadModel, product_view
+from winkit.catalog.read_model import CatalogReadModel, name_key, product_view
 from winkit.catalog.schemas import Product
-from winkit.catalog.store import CatalogStore
+from winkit.catalog.store import ACTIVE
 from winkit.core.settings import Settings
 from winkit.launcher import Supervisor, mongodb_child, nats_child
 
@@ -185,22 +184,53 @@ def expected_json(doc: dict, settings: Settings) -> dict:
     return Product.model_validate({**product_view(doc), "image_url": link}).model_dump(mode="json")
 
 
+# The oracle: the same product searches asked of the database, as shoppers' reads were
+# answered before the read model.
+
+
+def search_filter(category: str | None, q: str | None, ids: list[str] | None = None) -> dict:
+    """The database query for a product search (the read model answers the same in memory)."""
+    query: dict = {**ACTIVE}
+    if ids is not None:
+        query["_id"] = {"$in": [ObjectId(i) for i in ids]}
+    if category is not None:
+        query["category"] = category
+    if q:
+        # The shopper's text is matched literally, never as a pattern.
+        query["name_key"] = {"$regex": re.escape(name_key(q.strip()))}
+    return query
+
+
+def test_search_text_is_matched_literally():
+    assert search_filter(None, "a.b*(") == {**ACTIVE, "name_key": {"$regex": r"a\.b\*\("}}
+    assert search_filter("Dairy", None) == {**ACTIVE, "category": "Dairy"}
+
+
 def database_answers(mongodb_uri: str, queries: list[dict], settings: Settings) -> tuple[list, list]:
-    """What the database says for each product query, and its categories."""
+    """What the database says for each product query (by category, name and id), and how
+    many products each category has."""
 
     async def ask() -> tuple[list, list]:
         async with AsyncMongoClient(mongodb_uri, tz_aware=True) as client:
-            store = CatalogStore(client[Settings.database_name("catalog")])
+            products = client[Settings.database_name("catalog")]["products"]
+            order = [("category", ASCENDING), ("name_key", ASCENDING), ("_id", ASCENDING)]
             answers = []
             for query in queries:
                 ids = query["ids"].split(",") if "ids" in query else None
-                docs = await store.find(
-                    search_filter(query.get("category"), query.get("q"), ids),
-                    limit=query.get("limit"),
-                    offset=query.get("offset", 0),
-                )
-                answers.append([expected_json(doc, settings) for doc in docs])
-            return answers, await store.category_counts()
+                cursor = products.find(search_filter(query.get("category"), query.get("q"), ids)).sort(order)
+                cursor = cursor.skip(query.get("offset", 0))
+                if query.get("limit") is not None:
+                    cursor = cursor.limit(query["limit"])
+                answers.append([expected_json(doc, settings) for doc in await cursor.to_list()])
+            pipeline = [
+                {"$match": ACTIVE},
+                {"$group": {"_id": "$category", "count": {"$sum": 1}}},
+                {"$sort": {"_id": 1}},
+            ]
+            categories = [
+                {"name": row["_id"], "count": row["count"]} async for row in await products.aggregate(pipeline)
+            ]
+            return answers, categories
 
     return asyncio.run(ask())
 

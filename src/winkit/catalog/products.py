@@ -10,7 +10,6 @@ import re
 import secrets
 from typing import Any
 
-from bson import ObjectId
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from winkit.catalog import demo_data
@@ -33,19 +32,6 @@ def slugify(text: str) -> str:
 def product_changed(doc: Document) -> Document:
     """Says which product changed and its version after: readers re-read it if they hold less."""
     return new_event(ProductChanged(product_id=str(doc["_id"]), version=doc[VERSION]), "catalog")
-
-
-def search_filter(category: str | None, q: str | None, ids: list[str] | None = None) -> Document:
-    """The database query for a product search (the read model answers the same in memory)."""
-    query: Document = {}
-    if ids is not None:
-        query["_id"] = {"$in": [ObjectId(i) for i in ids]}
-    if category is not None:
-        query["category"] = category
-    if q:
-        # The shopper's text is matched literally, never as a pattern.
-        query["name_key"] = {"$regex": re.escape(name_key(q.strip()))}
-    return query
 
 
 class Catalog:

@@ -53,16 +53,6 @@ class CatalogStore:
         upserted = result.upserted_ids or {}
         return [{**products[index], **BUMP, "_id": oid} for index, oid in upserted.items()]
 
-    async def find(self, query: Document, *, limit: int | None, offset: int) -> list[Document]:
-        """Products for sale matching ``query``, by category, name and id. Shoppers' reads are
-        answered by the read model; this is the database's answer it is checked against."""
-        order = [("category", ASCENDING), ("name_key", ASCENDING), ("_id", ASCENDING)]
-        cursor = self.products.find({**query, **ACTIVE}).sort(order)
-        cursor = cursor.skip(offset)
-        if limit is not None:
-            cursor = cursor.limit(limit)
-        return await cursor.to_list()
-
     async def all_products(self) -> AsyncIterator[Document]:
         """Every product, deleted ones too, one at a time."""
         # Small batches: the driver decodes each batch in one go, holding up the event loop.
@@ -152,17 +142,6 @@ class CatalogStore:
         await self.reservations.update_one(
             {"_id": marker["_id"]}, {"$setOnInsert": marker}, upsert=True, session=session
         )
-
-    async def category_counts(self) -> list[Document]:
-        """Products for sale per category, by name: the database's answer the read model is
-        checked against."""
-        pipeline = [
-            {"$match": ACTIVE},
-            {"$group": {"_id": "$category", "count": {"$sum": 1}}},
-            {"$sort": {"_id": 1}},
-        ]
-        cursor = await self.products.aggregate(pipeline)
-        return [{"name": row["_id"], "count": row["count"]} async for row in cursor]
 
     async def category_exists(self, name: str) -> bool:
         return await self.products.find_one({"category": name, **ACTIVE}, {"_id": 1}) is not None
