@@ -8,9 +8,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from harness import Customer, Gateway, LiveServer, bound_socket, free_port, login, register
+from harness import (
+    Customer,
+    Gateway,
+    LiveServer,
+    bound_socket,
+    free_port,
+    login,
+    register,
+    services_running,
+    stack_settings,
+)
 
-from winkit.core.settings import SERVICE_NAMES, Settings
+from winkit.core.settings import Settings
 from winkit.launcher import Child, Supervisor, mongodb_child, nats_child
 from winkit.users.accounts import DEV_STAFF_EMAIL, DEV_STAFF_PASSWORD
 
@@ -79,41 +89,18 @@ class Stack:
         return {"Authorization": f"Bearer {self.staff_token}"}
 
 
-def stack_settings(workdir: Path, mongodb_uri: str, urls: dict[str, str], **overrides: object) -> Settings:
-    return Settings(
-        env="dev",
-        data_dir=workdir / "data",
-        mongodb_uri=mongodb_uri,
-        log_level="WARNING",
-        **{f"{name}_url": url for name, url in urls.items()},
-        **overrides,
-    )
-
-
 @pytest.fixture(scope="session")
 def stack(workdir: Path, mongodb_uri: str, nats_server: Nats) -> Iterator[Stack]:
-    from winkit.catalog.app import create_app as catalog_app
-    from winkit.delivery.app import create_app as delivery_app
-    from winkit.orders.app import create_app as orders_app
-    from winkit.users.app import create_app as users_app
-
-    factories = {"users": users_app, "catalog": catalog_app, "orders": orders_app, "delivery": delivery_app}
-    sockets = {name: bound_socket() for name in SERVICE_NAMES}
-    urls = {name: f"http://127.0.0.1:{s.getsockname()[1]}" for name, s in sockets.items()}
     # Where the stack's public gateway will listen (AppStack starts it): image links point here.
     gateway_port = free_port()
     public_api_url = f"http://127.0.0.1:{gateway_port}/api"
-    settings = stack_settings(
-        workdir, mongodb_uri, urls, nats_url=nats_server.url, gateway_port=gateway_port, public_api_url=public_api_url
-    )
-    result = Stack(settings, workdir)
-    for name in SERVICE_NAMES:
-        server = LiveServer(factories[name](settings), sockets[name])
-        server.start()
-        result.servers[name] = server
-    yield result
-    for server in reversed(result.servers.values()):
-        server.stop()
+
+    def settings_for(urls: dict[str, str]) -> Settings:
+        overrides = {"nats_url": nats_server.url, "gateway_port": gateway_port, "public_api_url": public_api_url}
+        return stack_settings(workdir, mongodb_uri, urls, **overrides)
+
+    with services_running(settings_for) as (settings, servers):
+        yield Stack(settings, workdir, servers)
 
 
 class AppStack:

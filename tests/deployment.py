@@ -48,6 +48,8 @@ METRICS_PORT: int = default("gateway_metrics_port")
 ENVOY_CONFIG = PurePosixPath("/etc/envoy/envoy.json")
 # The official image (or a mirror of it in your registry), by release tag, and digest once
 # someone pins one.
+# A third-party image pinned by tag and digest: [registry/]name:tag@sha256:<digest>.
+PINNED_IMAGE = re.compile(r"[a-z0-9./-]+:[\w.-]+@sha256:[0-9a-f]{64}")
 ENVOY_IMAGE = re.compile(r"(?:[a-z0-9.:-]+/)*envoyproxy/envoy:v(\d+\.\d+\.\d+)(?:@sha256:[0-9a-f]{64})?")
 
 ENVOY_UID = 101  # the image's `envoy` user

@@ -12,7 +12,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,42 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+
+
+@contextmanager
+def services_running(
+    settings_for: Callable[[dict[str, str]], Settings],
+) -> Iterator[tuple[Settings, dict[str, LiveServer]]]:
+    """The four services in this process, each on a socket of its own, with the settings
+    ``settings_for`` gives for their URLs; stopped again, last first, on the way out."""
+    from winkit.catalog.app import create_app as catalog_app
+    from winkit.delivery.app import create_app as delivery_app
+    from winkit.orders.app import create_app as orders_app
+    from winkit.users.app import create_app as users_app
+
+    factories = {"users": users_app, "catalog": catalog_app, "orders": orders_app, "delivery": delivery_app}
+    sockets = {name: bound_socket() for name in SERVICE_NAMES}
+    settings = settings_for({name: f"http://127.0.0.1:{s.getsockname()[1]}" for name, s in sockets.items()})
+    servers: dict[str, LiveServer] = {}
+    try:
+        for name in SERVICE_NAMES:
+            servers[name] = LiveServer(factories[name](settings), sockets[name])
+            servers[name].start()
+        yield settings, servers
+    finally:
+        for server in reversed(servers.values()):
+            server.stop()
+
+
+def stack_settings(workdir: Path, mongodb_uri: str, urls: dict[str, str], **overrides: object) -> Settings:
+    return Settings(
+        env="dev",
+        data_dir=workdir / "data",
+        mongodb_uri=mongodb_uri,
+        log_level="WARNING",
+        **{f"{name}_url": url for name, url in urls.items()},
+        **overrides,
+    )
 
 
 class Gateway:

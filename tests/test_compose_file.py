@@ -22,6 +22,7 @@ from deployment import (
     ENVOY_UID,
     METRICS_PORT,
     PAGES_PORT,
+    PINNED_IMAGE,
     PORTS,
     ROOT,
     SERVICES,
@@ -113,10 +114,6 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_build_context() -
 # the gateway's Envoy with the two one-shots that write and then check its configuration.
 COMPOSE_INFRASTRUCTURE = {"mongo", "nats", "mailpit", "otel-collector", "jaeger"}
 COMPOSE_ENVOY = {"gateway-config", "gateway-config-check", "envoy"}
-
-
-# [registry/]name:tag@sha256:<digest>
-PINNED_IMAGE = re.compile(r"(?:[a-z0-9.-]+(?::\d+)?/)?[a-z0-9._/-]+:[\w.-]+@sha256:[0-9a-f]{64}")
 
 
 def compose_service(name: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from deployment import (
     METRICS_PORT,
     OVERLAYS,
     PAGES_PORT,
+    PINNED_IMAGE,
     PORTS,
     PRIVATE_KEY_MARKER,
     ROOT,
@@ -325,7 +326,7 @@ def test_third_party_images_are_pinned_by_digest(m: Manifests) -> None:
             image = container["image"]
             if image.split(":")[0].endswith("winkit"):
                 continue
-            assert re.fullmatch(r"[a-z0-9./-]+:[\w.-]+@sha256:[0-9a-f]{64}", image), f"pin {image} by digest"
+            assert PINNED_IMAGE.fullmatch(image), f"pin {image} by digest"
 
 
 # --- k8s objects, in both overlays -------------------------------------------------------

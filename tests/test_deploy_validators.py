@@ -159,9 +159,10 @@ def compose_config(compose_file: Path, project: Path) -> subprocess.CompletedPro
     """`docker-compose config --quiet` on a copy of the file in ``project`` (with the secret
     files it names, as placeholders: Compose checks that they exist)."""
     (project / "secrets").mkdir(exist_ok=True)
-    for secret in yaml.safe_load(compose_file.read_text()).get("secrets", {}).values():
+    loaded = yaml.safe_load(compose_file.read_text())
+    for secret in loaded.get("secrets", {}).values():
         (project / secret["file"]).write_text("placeholder\n")
-    for source in yaml.safe_load(compose_file.read_text()).get("configs", {}).values():
+    for source in loaded.get("configs", {}).values():
         target = project / source["file"]
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(COMPOSE.parent / source["file"], target)

@@ -23,11 +23,12 @@ import pytest
 from harness import (
     CHECKOUT,
     LiveServer,
-    bound_socket,
     eventually,
     free_port,
     isolated_run,
     register,
+    services_running,
+    stack_settings,
     start_winkit_run,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -42,8 +43,6 @@ from winkit.core.outbox import TRACE_CONTEXT
 from winkit.core.settings import Settings
 from winkit.gateway import envoy
 from winkit.launcher import Supervisor, mongodb_child, nats_child
-
-SERVICES = ("users", "catalog", "orders", "delivery")
 
 
 @dataclass(frozen=True)
@@ -116,11 +115,6 @@ def traced_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TracedSta
     them: it instruments httpx for the whole process, this test's own calls included."""
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    from winkit.catalog.app import create_app as catalog_app
-    from winkit.delivery.app import create_app as delivery_app
-    from winkit.orders.app import create_app as orders_app
-    from winkit.users.app import create_app as users_app
-
     workdir = tmp_path_factory.mktemp("traced")
     infrastructure = Supervisor(workdir / "logs")
     mongodb_port, nats_port = free_port(), free_port()
@@ -128,29 +122,15 @@ def traced_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TracedSta
         [mongodb_child(mongodb_port, workdir / "mongodb"), nats_child(nats_port, free_port(), workdir / "nats")]
     )
     mongodb_uri = f"mongodb://127.0.0.1:{mongodb_port}/?directConnection=true&retryWrites=false"
-    sockets = {name: bound_socket() for name in SERVICES}
-    settings = Settings(
-        env="dev",
-        data_dir=workdir / "data",
-        mongodb_uri=mongodb_uri,
-        nats_url=f"nats://127.0.0.1:{nats_port}",
-        log_level="WARNING",
-        **{f"{name}_url": f"http://127.0.0.1:{s.getsockname()[1]}" for name, s in sockets.items()},
-    )
     memory = InMemorySpanExporter()
-    factories = {"users": users_app, "catalog": catalog_app, "orders": orders_app, "delivery": delivery_app}
-    servers: dict[str, LiveServer] = {}
     with pytest.MonkeyPatch.context() as env:
         env.setenv("OTEL_BSP_SCHEDULE_DELAY", "50")  # spans reach memory within 50 ms
         assert tracing.start("tests", exporter=memory)
         try:
-            for name in SERVICES:
-                servers[name] = LiveServer(factories[name](settings), sockets[name])
-                servers[name].start()
-            yield TracedStack(servers, mongodb_uri, memory)
+            own_bus = {"nats_url": f"nats://127.0.0.1:{nats_port}"}
+            with services_running(lambda urls: stack_settings(workdir, mongodb_uri, urls, **own_bus)) as running:
+                yield TracedStack(running[1], mongodb_uri, memory)
         finally:
-            for server in reversed(servers.values()):
-                server.stop()
             asyncio.run(tracing.stop())
             infrastructure.stop_all()
 
