@@ -257,7 +257,7 @@ async def test_old_windows_are_swept_by_the_database(store):
     limits = SignInLimits(store, SignInRate(3, 60), clock=Clock(MINUTE + 5.5))
     email = unique_email()
     await limits.count_attempt(email)
-    window = await store.sign_in_windows.find_one({"_id": f"{email_key(email)}:{MINUTE}"})
+    window = await store.sign_in_windows.find_one({"_id": f"{email_key(email)}:60s:{MINUTE}"})
     assert window is not None
     assert window["attempts"] == 1
     assert window["expires_at"] == datetime.fromtimestamp(MINUTE + 120, UTC)
@@ -265,3 +265,21 @@ async def test_old_windows_are_swept_by_the_database(store):
         index for index in (await store.sign_in_windows.index_information()).values() if "expireAfterSeconds" in index
     ]
     assert [(index["key"], index["expireAfterSeconds"]) for index in ttl] == [([("expires_at", 1)], 0)]
+
+
+async def test_windows_of_two_rates_starting_together_keep_their_own_counts(store):
+    """On the hour a minute's window and an hour's start at the same instant: attempts
+    counted by a replica at 10/minute (say, before a change of the setting reached it)
+    spend nothing of the allowance at 3/hour, and the other way round."""
+    on_the_hour = 3600 * 1_111_112
+    per_minute = SignInLimits(store, SignInRate(10, 60), clock=Clock(on_the_hour + 1))
+    per_hour = SignInLimits(store, SignInRate(3, 3600), clock=Clock(on_the_hour + 1))
+    email = unique_email()
+    for _ in range(3):
+        await per_minute.count_attempt(email)
+    for _ in range(3):
+        await per_hour.count_attempt(email)
+    with pytest.raises(TooManyRequests):
+        await per_hour.count_attempt(email)
+    for _ in range(7):
+        await per_minute.count_attempt(email)

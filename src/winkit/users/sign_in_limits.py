@@ -64,12 +64,14 @@ class SignInLimits:
         now = self._clock()
         start = int(now // window) * window
         elapsed = (now - start) / window
-        previous = await self._store.sign_in_attempts(_window_id(key, start - window))
+        previous = await self._store.sign_in_attempts(_window_id(key, window, start - window))
         # This window may hold what the previous one's weighted attempts leave of the limit.
         allowance = self._rate.attempts - math.floor(previous * (1 - elapsed))
         # Kept through the next window, which weighs it as its previous one; then swept.
         expires_at = datetime.fromtimestamp(start + 2 * window, UTC)
-        if allowance > 0 and await self._store.add_sign_in_attempt(_window_id(key, start), allowance, expires_at):
+        if allowance > 0 and await self._store.add_sign_in_attempt(
+            _window_id(key, window, start), allowance, expires_at
+        ):
             return
         # Refused: this window holds its whole allowance (none yet if that is below one).
         wait = self._seconds_until_free(previous, max(allowance, 0), elapsed)
@@ -91,8 +93,11 @@ class SignInLimits:
         return (2 - limit / current - elapsed) * window
 
 
-def _window_id(key: str, start: int) -> str:
-    return f"{key}:{start}"
+def _window_id(key: str, window: int, start: int) -> str:
+    # The window's length too: windows of two rates (replicas mid-way through a change of
+    # the setting) that start at the same instant, as a minute and an hour do on the
+    # hour, must not share one count.
+    return f"{key}:{window}s:{start}"
 
 
 def _in_words(seconds: int) -> str:
