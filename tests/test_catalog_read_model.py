@@ -23,7 +23,8 @@ from pymongo import ASCENDING, AsyncMongoClient, MongoClient
 
 from winkit.catalog.app import create_app
 from winkit.catalog.http_cache import names
-from winkit.catalog.read_model import CatalogReadModel, name_key, product_view
+from winkit.catalog.models import ProductRecord
+from winkit.catalog.read_model import CatalogReadModel, name_key
 from winkit.catalog.schemas import Product
 from winkit.catalog.store import ACTIVE
 from winkit.core.settings import Settings
@@ -181,7 +182,7 @@ def test_repeated_answers_are_the_routes_answers(replicas):
 
 def expected_json(doc: dict, settings: Settings) -> dict:
     link = f"{settings.effective_public_api_url}/catalog/products/{doc['_id']}/image.svg"
-    return Product.model_validate({**product_view(doc), "image_url": link}).model_dump(mode="json")
+    return Product.of(ProductRecord.from_document(doc), link).model_dump(mode="json")
 
 
 # The oracle: the same product searches asked of the database, as shoppers' reads were
@@ -349,14 +350,14 @@ def test_the_model_applies_only_newer_documents():
         "updated_at": now,
         "deleted_at": None,
     }
-    assert model.apply({**doc, "version": 2, "stock": 4})
+    assert model.apply(ProductRecord.from_document({**doc, "version": 2, "stock": 4}))
     generation = model.generation
-    assert not model.apply({**doc, "version": 1, "stock": 5})  # late
-    assert not model.apply({**doc, "version": 2, "stock": 4})  # repeated
+    assert not model.apply(ProductRecord.from_document({**doc, "version": 1, "stock": 5}))  # late
+    assert not model.apply(ProductRecord.from_document({**doc, "version": 2, "stock": 4}))  # repeated
     assert model.generation == generation
     assert json.loads(model.product(str(oid)).body)["stock"] == 4
-    assert model.apply({**doc, "version": 3, "deleted_at": now})
-    assert not model.apply({**doc, "version": 2})  # an older document cannot bring it back
+    assert model.apply(ProductRecord.from_document({**doc, "version": 3, "deleted_at": now}))
+    assert not model.apply(ProductRecord.from_document({**doc, "version": 2}))  # an older document cannot bring it back
     assert model.product(str(oid)) is None
     assert json.loads(model.categories().body) == []
 

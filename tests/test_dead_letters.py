@@ -23,7 +23,8 @@ from pymongo import AsyncMongoClient
 
 from winkit.core.event_contracts import Event, EventData, StockChanged
 from winkit.core.events import DEAD_LETTER_PREFIX, DEAD_LETTER_STREAM, STREAM, SUBJECT_PREFIX, EventBus
-from winkit.core.outbox import Outbox, new_event, transact
+from winkit.core.outbox import Outbox, new_event
+from winkit.core.store import session_for, unit_of_work
 
 MAX_DELIVERIES = 3
 T = TypeVar("T")
@@ -63,7 +64,7 @@ class Consumer:
 async def consumer(mongodb_uri: str, private_nats: Nats) -> AsyncIterator[tuple[Consumer, Any]]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb_uri)
     db = client[f"winkit_dead_{uuid.uuid4().hex[:8]}"]
-    outbox = Outbox(db)
+    outbox = Outbox(db, "test")
     await outbox.ensure_indexes()
     service = f"dead-{uuid.uuid4().hex[:8]}"
     registry = CollectorRegistry()
@@ -137,7 +138,7 @@ async def settled(nats_url: str, durable: str) -> None:
 async def commit(db_and_outbox: Any, data: StockChanged) -> dict[str, Any]:
     db, outbox = db_and_outbox
     event = new_event(data, "test")
-    await transact(db, outbox, lambda session: outbox.add(session, event))
+    await unit_of_work(db, outbox, lambda: outbox.add(session_for(db), event))
     return event
 
 
@@ -151,7 +152,7 @@ async def test_an_event_whose_handler_keeps_failing_is_dead_lettered_after_its_l
     db, outbox = db_and_outbox
     poison = new_event(data, "test")
     poison["_id"] = poison_id
-    await transact(db, outbox, lambda session: outbox.add(session, poison))
+    await unit_of_work(db, outbox, lambda: outbox.add(session_for(db), poison))
 
     kept = await dead_letter(private_nats.url, subject.durable)
     # As it came: the event itself, byte for byte, and where and why it stopped.

@@ -12,7 +12,6 @@ from winkit.core.money import to_paise, to_rupees
 from winkit.core.observability import incoming_request_id
 from winkit.core.order_status import OrderStatus
 from winkit.delivery.lifecycle import TransitionRefused, allowed_next, next_status
-from winkit.orders.pricing import FeeRule, totals
 
 S = OrderStatus
 # Every (from, to) pair that may happen; everything else must be refused.
@@ -55,16 +54,6 @@ def test_final_states_go_nowhere(final):
     assert allowed_next(final) == []
     with pytest.raises(TransitionRefused):
         next_status(final, None)
-
-
-def test_fee_rule_and_totals_in_paise():
-    rule = FeeRule(fee_paise=2500, free_from_paise=19900)
-    assert totals([], rule).total_paise == 0
-    small = totals([{"price_paise": 4950, "quantity": 3}], rule)
-    assert (small.subtotal_paise, small.delivery_fee_paise, small.total_paise) == (14850, 2500, 17350)
-    at_threshold = totals([{"price_paise": 9950, "quantity": 2}], rule)
-    assert at_threshold.delivery_fee_paise == 0
-    assert at_threshold.total_paise == 19900
 
 
 def test_money_round_trips_without_floats():

@@ -19,7 +19,8 @@ from winkit.core.event_contracts import DeliveryStatusChanged, Event, EventData,
 from winkit.core.events import EventBus, _in_rounds
 from winkit.core.keys import service_secret
 from winkit.core.order_status import OrderStatus
-from winkit.core.outbox import PENDING, Outbox, new_event, transact
+from winkit.core.outbox import PENDING, Outbox, new_event
+from winkit.core.store import session_for, unit_of_work
 
 
 @pytest.fixture
@@ -196,7 +197,7 @@ async def test_a_committed_event_reaches_its_handler_without_waiting_for_a_timer
     ends a pull at once."""
     client: AsyncMongoClient = AsyncMongoClient(mongodb_uri)
     db = client[f"winkit_relay_{uuid.uuid4().hex[:8]}"]
-    outbox = Outbox(db)
+    outbox = Outbox(db, "test")
     # Left unpublished by a version that did not flag pending events: still published.
     legacy = new_event(stock_changed(), "test")
     del legacy[PENDING]
@@ -218,7 +219,7 @@ async def test_a_committed_event_reaches_its_handler_without_waiting_for_a_timer
 
     async def commit_and_wait() -> None:
         event = new_event(stock_changed(), "test")
-        await transact(db, outbox, lambda session: outbox.add(session, event))
+        await unit_of_work(db, outbox, lambda: outbox.add(session_for(db), event))
         await asyncio.wait_for(handled[event["_id"]].wait(), 60)
 
     bus.subscribe("stock.changed", handle)

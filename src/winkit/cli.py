@@ -84,7 +84,7 @@ async def _create_user(settings: Settings, name: str, email: str, password: str,
         store = UsersStore(service_database(client, "users"))
         await store.ensure_indexes()
         user = await create_account(store, name=name, email=email, password=password, role=role)
-        return str(user["id"])
+        return str(user.id)
     finally:
         await client.close()
 

@@ -21,7 +21,6 @@ from winkit.catalog.schemas import (
 )
 from winkit.catalog.stock import Stock
 from winkit.core.auth import CallingService, StaffPrincipal
-from winkit.core.database import Document
 from winkit.core.errors import NotFound
 from winkit.core.service import from_state
 
@@ -42,10 +41,6 @@ CONDITIONAL: dict[int | str, dict[str, Any]] = {
     200: {"headers": {"ETag": {"description": "Entity tag of this answer", "schema": {"type": "string"}}}},
     304: {"description": "Not modified: If-None-Match names the current entity tag"},
 }
-
-
-def _product_response(read_model: CatalogReadModel, doc: Document, status_code: int = 200) -> Response:
-    return Response(read_model.render(doc), status_code=status_code, media_type="application/json")
 
 
 @router.get("/products", response_model=list[Product], tags=["products"], responses=CONDITIONAL)
@@ -73,16 +68,16 @@ async def get_product(request: Request, product_id: str, read_model: ReadModelDe
     responses={200: {"content": {SVG: {}}}},
 )
 async def product_image(product_id: str, catalog: CatalogDep) -> Response:
-    name, category, unit = await catalog.product_image(product_id)
-    svg = images.product_tile_svg(name, category, unit)
+    product = await catalog.product(product_id)
+    svg = images.product_tile_svg(product.name, product.category, product.unit)
     return Response(svg, media_type=SVG, headers={"Cache-Control": IMAGE_CACHE})
 
 
 @router.post("/products", status_code=201, response_model=Product, tags=["staff"])
 async def create_product(
     body: ProductCreate, _: StaffPrincipal, catalog: CatalogDep, read_model: ReadModelDep
-) -> Response:
-    return _product_response(read_model, await catalog.create(body.model_dump(exclude_none=True)), status_code=201)
+) -> Product:
+    return read_model.view(await catalog.create(body))
 
 
 @router.patch("/products/{product_id}", response_model=Product, tags=["staff"])
@@ -92,10 +87,9 @@ async def update_product(
     _: StaffPrincipal,
     catalog: CatalogDep,
     read_model: ReadModelDep,
-) -> Response:
+) -> Product:
     """Change any field, stock included; fields left out stay as they are."""
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)
-    return _product_response(read_model, await catalog.update(product_id, changes))
+    return read_model.view(await catalog.update(product_id, body))
 
 
 @router.delete("/products/{product_id}", status_code=204, tags=["staff"])
@@ -126,13 +120,12 @@ internal_router = APIRouter(prefix="/internal", tags=["internal"])
 
 
 @internal_router.post("/reservations", status_code=201, response_model=Reservation)
-async def reserve_stock(body: ReservationRequest, _: CallingService, stock: StockDep) -> dict[str, Any]:
+async def reserve_stock(body: ReservationRequest, _: CallingService, stock: StockDep) -> Reservation:
     """Take every line's stock for one order, all or nothing; 409 names the short lines."""
-    lines = [line.model_dump() for line in body.items]
-    return await stock.reserve(body.order_id, lines)
+    return Reservation.of(await stock.reserve(body.order_id, body.items))
 
 
 @internal_router.post("/reservations/{order_id}/release", response_model=Reservation)
-async def release_stock(order_id: str, _: CallingService, stock: StockDep) -> dict[str, Any]:
+async def release_stock(order_id: str, _: CallingService, stock: StockDep) -> Reservation:
     """Give an order's stock back (safe to repeat)."""
-    return await stock.release(order_id)
+    return Reservation.of(await stock.release(order_id))

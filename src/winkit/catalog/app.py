@@ -9,14 +9,14 @@ from starlette.middleware import Middleware
 
 from winkit.catalog import api
 from winkit.catalog.http_cache import CachedReads, ResponseCache
-from winkit.catalog.products import PRODUCT_CHANGED, Catalog
+from winkit.catalog.products import Catalog
 from winkit.catalog.read_model import CatalogReadModel
 from winkit.catalog.read_model_sync import ReadModelSync
-from winkit.catalog.stock import STOCK_CHANGED, Stock
+from winkit.catalog.stock import Stock
 from winkit.catalog.store import CatalogStore
 from winkit.core.auth import ServiceTokens
-from winkit.core.event_contracts import OrderCancelled, OrderCreated
-from winkit.core.events import React, start_event_bus
+from winkit.core.event_contracts import OrderCancelled, OrderCreated, ProductChanged, StockChanged
+from winkit.core.events import On, start_event_bus
 from winkit.core.keys import service_secret
 from winkit.core.outbox import Outbox
 from winkit.core.service import create_service_app
@@ -25,12 +25,12 @@ from winkit.core.settings import Settings
 
 async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     settings: Settings = app.state.settings
-    store = CatalogStore(app.state.db)
+    outbox = Outbox(app.state.db, "catalog")
+    store = CatalogStore(app.state.db, outbox)
     await store.ensure_indexes()
-    outbox = Outbox(app.state.db)
     read_model = CatalogReadModel(settings.effective_public_api_url)
-    stock = Stock(store, outbox, read_model)
-    app.state.catalog = Catalog(store, outbox, read_model)
+    stock = Stock(store, read_model)
+    app.state.catalog = Catalog(store, read_model)
     app.state.stock = stock
     app.state.service_tokens = ServiceTokens(service_secret(settings), "catalog")
     seed = settings.seed_demo_catalog if settings.seed_demo_catalog is not None else settings.env == "dev"
@@ -44,13 +44,9 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     bus = await start_event_bus(
         app,
         stack,
-        "catalog",
         outbox,
-        [
-            React(OrderCreated, lambda session, created: stock.confirm_in(session, created.order_id)),
-            React(OrderCancelled, lambda session, cancelled: stock.release_in(session, cancelled.order_id)),
-        ],
-        listeners={PRODUCT_CHANGED: sync.hear, STOCK_CHANGED: sync.hear},
+        [On(OrderCreated, stock.confirm), On(OrderCancelled, stock.release_for)],
+        [On(ProductChanged, sync.hear), On(StockChanged, sync.hear)],
     )
     sync.start(bus)
     app.state.read_model_sync = sync

@@ -2,10 +2,10 @@
 category already serialised as the API shows it, searched and paged without the database.
 
 The database stays the truth. Every stored product carries a ``version`` that each write
-raises by one; the model takes a product document only if it is newer than what it holds,
-so documents may arrive late, twice or out of order (events, re-reads, resyncs) and the
-model never goes back. Deleted products keep their version here, so an old document cannot
-bring them back. ``read_model_sync`` decides when documents arrive.
+raises by one; the model takes a stored product only if it is newer than what it holds,
+so products may arrive late, twice or out of order (events, re-reads, resyncs) and the
+model never goes back. Deleted products keep their version here, so an old copy cannot
+bring them back. ``read_model_sync`` decides when products arrive.
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import islice
 from operator import attrgetter
-from typing import Any
 
 from pydantic import TypeAdapter
 
+from winkit.catalog.models import ProductRecord
 from winkit.catalog.schemas import Category, Product
-from winkit.catalog.store import VERSION
-from winkit.core.database import Document
-from winkit.core.money import CURRENCY, to_rupees
 from winkit.core.urls import segment
 
 _PRODUCT = TypeAdapter(Product)
@@ -33,23 +30,6 @@ _CATEGORIES = TypeAdapter(list[Category])
 def name_key(name: str) -> str:
     """A name as search compares it: case-folded."""
     return name.casefold()
-
-
-def product_view(doc: Document) -> dict[str, Any]:
-    """A stored product as the API shows it, less its image link."""
-    return {
-        "id": str(doc["_id"]),
-        "sku": doc["sku"],
-        "name": doc["name"],
-        "category": doc["category"],
-        "price": to_rupees(doc["price_paise"]),
-        "price_paise": doc["price_paise"],
-        "currency": doc.get("currency", CURRENCY),
-        "unit": doc["unit"],
-        "stock": doc["stock"],
-        "description": doc.get("description", ""),
-        "updated_at": doc["updated_at"],
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,30 +73,29 @@ class CatalogReadModel:
     def __len__(self) -> int:
         return len(self._shelved)
 
-    def render(self, doc: Document) -> bytes:
-        """A stored product's JSON, as every catalog answer shows it."""
-        link = f"{self._links}/products/{segment(str(doc['_id']))}/image.svg"
-        return _PRODUCT.dump_json(_PRODUCT.validate_python({**product_view(doc), "image_url": link}))
+    def view(self, product: ProductRecord) -> Product:
+        """A stored product as every catalog answer shows it."""
+        return Product.of(product, f"{self._links}/products/{segment(str(product.id))}/image.svg")
 
     def holds(self, product_id: str, version: int) -> bool:
         """Whether this product is shown at ``version`` or later already."""
         return self._versions.get(product_id, -1) >= version
 
-    def apply(self, doc: Document) -> bool:
-        """Show a stored product document if it is newer than what is shown; whether it was."""
-        product_id = str(doc["_id"])
-        version = doc.get(VERSION, 0)  # documents from before versions were kept count as 0
-        if self.holds(product_id, version):
+    def apply(self, product: ProductRecord) -> bool:
+        """Show a stored product if it is newer than what is shown; whether it was."""
+        product_id = str(product.id)
+        if self.holds(product_id, product.version):
             return False
-        self._versions[product_id] = version
+        self._versions[product_id] = product.version
         if (old := self._shelved.pop(product_id, None)) is not None:
             del self._order[bisect_left(self._order, old.key, key=_BY_KEY)]
             self._counts[old.category] -= 1
             if not self._counts[old.category]:
                 del self._counts[old.category]
-        if doc.get("deleted_at") is None:
-            category, key = doc["category"], doc["name_key"]
-            new = _Shelved((category, key, product_id), category, key, Representation.of(self.render(doc)))
+        if product.deleted_at is None:
+            category, key = product.category, product.name_key
+            body = _PRODUCT.dump_json(self.view(product))
+            new = _Shelved((category, key, product_id), category, key, Representation.of(body))
             self._shelved[product_id] = new
             insort(self._order, new, key=_BY_KEY)
             self._counts[new.category] += 1
@@ -155,7 +134,7 @@ class CatalogReadModel:
     def categories(self) -> Representation:
         """Every category with products for sale, with their number, by name."""
         shown = [
-            {"name": name, "count": count, "image_url": f"{self._links}/categories/{segment(name)}/image.svg"}
+            Category(name=name, count=count, image_url=f"{self._links}/categories/{segment(name)}/image.svg")
             for name, count in sorted(self._counts.items())
         ]
-        return Representation.of(_CATEGORIES.dump_json(_CATEGORIES.validate_python(shown)))
+        return Representation.of(_CATEGORIES.dump_json(shown))

@@ -25,11 +25,10 @@ import asyncio
 import time
 
 import structlog
-from pymongo.errors import PyMongoError
 
 from winkit.catalog.read_model import CatalogReadModel
 from winkit.catalog.store import CatalogStore
-from winkit.core.event_contracts import Event
+from winkit.core.event_contracts import ProductChanged, StockChanged
 from winkit.core.events import EventBus
 
 log = structlog.get_logger("winkit.catalog")
@@ -53,18 +52,15 @@ class ReadModelSync:
     async def load(self) -> int:
         """Apply every stored product; how many changed what is shown."""
         changed = 0
-        async for doc in self._store.all_products():
-            changed += self._model.apply(doc)
+        async for product in self._store.all_products():
+            changed += self._model.apply(product)
         return changed
 
-    async def hear(self, event: Event) -> None:
+    async def hear(self, changed: ProductChanged | StockChanged) -> None:
         """An event naming a changed product: re-read it, unless it is shown at that version."""
-        product_id, version = event.data.get("product_id"), event.data.get("version")
-        if not isinstance(product_id, str):
+        if isinstance(changed, ProductChanged) and self._model.holds(changed.product_id, changed.version):
             return
-        if isinstance(version, int) and self._model.holds(product_id, version):
-            return
-        self._stale.add(product_id)
+        self._stale.add(changed.product_id)
         self._wake.set()
 
     def start(self, bus: EventBus) -> None:
@@ -85,7 +81,7 @@ class ReadModelSync:
             stale, self._stale = self._stale, set()
             try:
                 products = await self._store.products_by_ids(list(stale))
-            except PyMongoError as exc:
+            except Exception as exc:  # the database away, say: this loop must keep going
                 log.warning("read_model_reread_failed", error=str(exc) or type(exc).__name__)
                 self._stale |= stale
                 await asyncio.sleep(RETRY_SECONDS)
@@ -109,7 +105,7 @@ class ReadModelSync:
                 continue
             try:
                 changed = await self.load()
-            except PyMongoError as exc:
+            except Exception as exc:  # the database away, say: this loop must keep going
                 log.warning("read_model_resync_failed", error=str(exc) or type(exc).__name__)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue

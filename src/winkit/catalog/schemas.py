@@ -1,4 +1,4 @@
-"""The catalog service's API contract."""
+"""The catalog service's API contract; answers build themselves from the stored models."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
+from winkit.catalog.models import ProductRecord, StockReservation
 from winkit.core.ids import MAX_ORDER_LINES, EntityId, is_canonical
-from winkit.core.money import Rupees, RupeesInput
+from winkit.core.money import Rupees, RupeesInput, to_rupees
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 
@@ -65,6 +66,23 @@ class Product(BaseModel):
     image_url: str
     updated_at: datetime
 
+    @classmethod
+    def of(cls, product: ProductRecord, image_url: str) -> Product:
+        return cls(
+            id=str(product.id),
+            sku=product.sku,
+            name=product.name,
+            category=product.category,
+            price=to_rupees(product.price_paise),
+            price_paise=product.price_paise,
+            currency=product.currency,
+            unit=product.unit,
+            stock=product.stock,
+            description=product.description,
+            image_url=image_url,
+            updated_at=product.updated_at,
+        )
+
 
 class ProductCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -114,3 +132,11 @@ class Reservation(BaseModel):
     order_id: str
     status: str
     items: list[ReservationLine]
+
+    @classmethod
+    def of(cls, reservation: StockReservation) -> Reservation:
+        items = [
+            ReservationLine(product_id=line.product_id, quantity=line.quantity, price_paise=line.price_paise)
+            for line in reservation.items
+        ]
+        return cls(order_id=reservation.order_id, status=reservation.status, items=items)

@@ -6,63 +6,67 @@ Reservations are keyed by order id, so repeating a reserve or release changes no
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from decimal import Decimal
 
 import structlog
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
+from pydantic import BaseModel
 
+from winkit.catalog.models import CONFIRMED, RELEASED, RESERVED, ProductRecord, ReservedLine, StockReservation
 from winkit.catalog.read_model import CatalogReadModel
-from winkit.catalog.store import CatalogStore
-from winkit.core.database import Document
+from winkit.catalog.schemas import ReservationLine
+from winkit.catalog.store import CatalogStore, ReservationExists
 from winkit.core.errors import Conflict, OutOfStock, PricesChanged
-from winkit.core.event_contracts import StockChanged
+from winkit.core.event_contracts import OrderCancelled, OrderCreated, StockChanged
 from winkit.core.money import to_rupees
-from winkit.core.outbox import Outbox, new_event, transact
 
 log = structlog.get_logger("winkit.stock")
 
-RESERVED, CONFIRMED, RELEASED = "reserved", "confirmed", "released"
-STOCK_CHANGED = StockChanged.TYPE
+
+def _available(product: ProductRecord | None) -> int:
+    return 0 if product is None or product.deleted_at else product.stock
 
 
-def _available(product: dict[str, Any] | None) -> int:
-    return 0 if product is None or product.get("deleted_at") else int(product["stock"])
-
-
-def _repriced(item: dict[str, Any], product: dict[str, Any] | None) -> bool:
+def _repriced(line: ReservedLine, product: ProductRecord | None) -> bool:
     """Refused for its price: still sold, but no longer at the price the shopper saw."""
-    shown = item.get("price_paise")
-    return (
-        shown is not None and product is not None and not product.get("deleted_at") and product["price_paise"] != shown
-    )
+    shown = line.price_paise
+    return shown is not None and product is not None and not product.deleted_at and product.price_paise != shown
 
 
-def _described(items: list[dict[str, Any]], found: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each refused line as the shopper needs it: what it is, what was asked, what there is."""
+class RefusedLine(BaseModel):
+    """A line the reservation could not take, as the shopper needs it: what it is, what
+    was asked, what there is; and, when the shopper was shown a price, that and the price now."""
+
+    product_id: str
+    name: str
+    requested: int
+    available: int
+    shown_price: Decimal | None = None
+    price: Decimal | None = None
+
+
+def _described(lines: list[ReservedLine], found: dict[str, ProductRecord]) -> list[RefusedLine]:
     described = []
-    for item in items:
-        product = found.get(item["product_id"])
-        line = {
-            "product_id": item["product_id"],
-            "name": product["name"] if product else "An item no longer sold",
-            "requested": item["quantity"],
-            "available": _available(product),
-        }
-        if product is not None and item.get("price_paise") is not None:
-            line["shown_price"] = to_rupees(item["price_paise"])
-            line["price"] = to_rupees(product["price_paise"])
-        described.append(line)
+    for line in lines:
+        product = found.get(line.product_id)
+        refused = RefusedLine(
+            product_id=line.product_id,
+            name=product.name if product else "An item no longer sold",
+            requested=line.quantity,
+            available=_available(product),
+        )
+        if product is not None and line.price_paise is not None:
+            refused.shown_price = to_rupees(line.price_paise)
+            refused.price = to_rupees(product.price_paise)
+        described.append(refused)
     return described
 
 
-def _shortage_text(short: list[dict[str, Any]]) -> str:
+def _shortage_text(short: list[RefusedLine]) -> str:
     parts = [
-        f"{item['name']} is out of stock"
-        if item["available"] == 0
-        else f"only {item['available']} of {item['name']} left"
-        for item in short
+        f"{line.name} is out of stock" if line.available == 0 else f"only {line.available} of {line.name} left"
+        for line in short
     ]
     return "Not enough stock: " + "; ".join(parts) + "."
 
@@ -70,121 +74,129 @@ def _shortage_text(short: list[dict[str, Any]]) -> str:
 class Refused(Exception):
     """Lines the reservation could not take: short of stock, or priced otherwise than shown."""
 
-    def __init__(self, short: list[dict[str, Any]], repriced: list[dict[str, Any]]) -> None:
+    def __init__(self, short: list[RefusedLine], repriced: list[RefusedLine]) -> None:
         super().__init__("refused")
         self.short = short
         self.repriced = repriced
 
 
-def stock_changed(product_id: str, stock: int, delta: int, reason: str, order_id: str | None) -> dict[str, Any]:
-    data = StockChanged(product_id=product_id, stock=stock, delta=delta, reason=reason, order_id=order_id)
-    return new_event(data, "catalog")
-
-
 def _refusal(refused: Refused) -> Conflict:
     if refused.repriced:
-        names = ", ".join(item["name"] for item in refused.repriced)
+        names = ", ".join(line.name for line in refused.repriced)
         return PricesChanged(
             f"Prices changed since you saw them: {names}. Check the new prices and order again.",
-            changed_items=refused.repriced,
+            changed_items=[line.model_dump(exclude_none=True) for line in refused.repriced],
         )
-    return OutOfStock(_shortage_text(refused.short), short_items=refused.short)
+    short_items = [line.model_dump(exclude_none=True) for line in refused.short]
+    return OutOfStock(_shortage_text(refused.short), short_items=short_items)
 
 
 class Stock:
     """Stock changes made here show at once in this replica's read model (a shopper reads
     their own checkout); other replicas learn of them from ``stock.changed``."""
 
-    def __init__(self, store: CatalogStore, outbox: Outbox, read_model: CatalogReadModel) -> None:
+    def __init__(self, store: CatalogStore, read_model: CatalogReadModel) -> None:
         self._store = store
-        self._outbox = outbox
         self._read_model = read_model
 
-    async def reserve(self, order_id: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    def _show(self, products: list[ProductRecord]) -> None:
+        for product in products:
+            self._read_model.apply(product)
+
+    async def reserve(self, order_id: str, lines: Sequence[ReservationLine]) -> StockReservation:
         existing = await self._store.reservation(order_id)
         if existing is None:
+            items = [
+                ReservedLine(product_id=line.product_id, quantity=line.quantity, price_paise=line.price_paise)
+                for line in lines
+            ]
             try:
-                taken = await transact(self._store.db, self._outbox, lambda s: self._take_all(s, order_id, items))
+                taken = await self._store.atomically(lambda: self._take_all(order_id, items))
             except Refused as refused:
                 problem = _refusal(refused)
                 log.info("reservation_refused", order_id=order_id, reason=problem.slug, lines=len(items))
                 raise problem from None
-            except DuplicateKeyError:
+            except ReservationExists:
                 pass  # the same order reserved concurrently: report what was stored
             else:
-                for product in taken:
-                    self._read_model.apply(product)
+                self._show(taken)
             existing = await self._store.reservation(order_id)
         assert existing is not None
-        if existing["status"] == RELEASED:
+        if existing.status == RELEASED:
             raise Conflict("This order's reservation was already released.")
-        return {"order_id": order_id, "status": existing["status"], "items": existing["items"]}
+        return existing
 
-    async def _take_all(
-        self, session: AsyncClientSession, order_id: str, items: list[dict[str, Any]]
-    ) -> list[Document]:
+    async def _take_all(self, order_id: str, items: list[ReservedLine]) -> list[ProductRecord]:
         """Take every line's stock; the products as they are after."""
         now = datetime.now(UTC)
         await self._store.insert_reservation(
-            session, {"_id": order_id, "items": items, "status": RESERVED, "created_at": now, "updated_at": now}
+            StockReservation(order_id=order_id, items=items, status=RESERVED, created_at=now, updated_at=now)
         )
         refused, taken, events = [], [], []
         # A fixed order of products keeps concurrent checkouts from deadlocking each other.
-        for item in sorted(items, key=lambda i: i["product_id"]):
-            price = item.get("price_paise")
-            product = await self._store.take_stock(session, item["product_id"], item["quantity"], price)
+        for line in sorted(items, key=lambda i: i.product_id):
+            product = await self._store.take_stock(line.product_id, line.quantity, line.price_paise)
             if product is None:
-                refused.append(item)
+                refused.append(line)
             else:
                 taken.append(product)
                 events.append(
-                    stock_changed(item["product_id"], product["stock"], -item["quantity"], "reserved", order_id)
+                    StockChanged(
+                        product_id=line.product_id,
+                        stock=product.stock,
+                        delta=-line.quantity,
+                        reason="reserved",
+                        order_id=order_id,
+                    )
                 )
         if refused:
-            # Read in this transaction: what made the lines fail is what the answer says.
-            found = {
-                str(p["_id"]): p
-                for p in await self._store.products_by_ids([i["product_id"] for i in refused], session=session)
-            }
-            repriced = [i for i in refused if _repriced(i, found.get(i["product_id"]))]
+            # Read in this unit of work: what made the lines fail is what the answer says.
+            found = {str(p.id): p for p in await self._store.products_by_ids([i.product_id for i in refused])}
+            repriced = [i for i in refused if _repriced(i, found.get(i.product_id))]
             short = [i for i in refused if i not in repriced]
             raise Refused(_described(short, found), _described(repriced, found))  # aborts: nothing was taken
-        await self._outbox.add(session, *events)
+        await self._store.announce(*events)
         return taken
 
-    async def release(self, order_id: str) -> dict[str, Any]:
-        given_back = await transact(self._store.db, self._outbox, lambda s: self.release_in(s, order_id))
-        for product in given_back:
-            self._read_model.apply(product)
+    async def release(self, order_id: str) -> StockReservation:
+        given_back = await self._store.atomically(lambda: self._give_back(order_id))
+        self._show(given_back)
         released = await self._store.reservation(order_id)
         assert released is not None
-        log.info("stock_released", order_id=order_id, lines=len(released["items"]))
-        return {"order_id": order_id, "status": released["status"], "items": released["items"]}
+        log.info("stock_released", order_id=order_id, lines=len(released.items))
+        return released
 
-    async def release_in(self, session: AsyncClientSession, order_id: str) -> list[Document]:
+    async def release_for(self, cancelled: OrderCancelled) -> None:
+        """Give a cancelled order's stock back. It runs in the unit of work recording the
+        event handled, so read models (this replica's too) learn of it from ``stock.changed``."""
+        await self._store.atomically(lambda: self._give_back(cancelled.order_id))
+
+    async def _give_back(self, order_id: str) -> list[ProductRecord]:
         """Give a reservation's stock back, once; a release before any reserve leaves a
         marker so a late reserve for the same order cannot take stock afterwards. The
         products given stock back, as they are after."""
         now = datetime.now(UTC)
-        reservation = await self._store.move_reservation(
-            session, order_id, [RESERVED, CONFIRMED], {"status": RELEASED, "updated_at": now}
-        )
+        reservation = await self._store.move_reservation(order_id, [RESERVED, CONFIRMED], RELEASED, now)
         if reservation is None:
-            marker = {"_id": order_id, "items": [], "status": RELEASED, "created_at": now, "updated_at": now}
-            await self._store.insert_released_marker(session, marker)
+            await self._store.insert_released_marker(StockReservation.released_marker(order_id, now))
             return []
         given_back, events = [], []
-        for item in reservation["items"]:
-            product = await self._store.give_back_stock(session, item["product_id"], item["quantity"])
+        for line in reservation.items:
+            product = await self._store.give_back_stock(line.product_id, line.quantity)
             if product is not None:
                 given_back.append(product)
                 events.append(
-                    stock_changed(item["product_id"], product["stock"], item["quantity"], "released", order_id)
+                    StockChanged(
+                        product_id=line.product_id,
+                        stock=product.stock,
+                        delta=line.quantity,
+                        reason="released",
+                        order_id=order_id,
+                    )
                 )
-        await self._outbox.add(session, *events)
+        await self._store.announce(*events)
         return given_back
 
-    async def confirm_in(self, session: AsyncClientSession, order_id: str) -> None:
-        await self._store.move_reservation(
-            session, order_id, [RESERVED], {"status": CONFIRMED, "updated_at": datetime.now(UTC)}
-        )
+    async def confirm(self, created: OrderCreated) -> None:
+        """Mark a placed order's reservation confirmed; a cancellation still gives it back."""
+        await self._store.move_reservation(created.order_id, [RESERVED], CONFIRMED, datetime.now(UTC))

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from winkit.core.address import ShippingAddress
 from winkit.core.database import Document
 from winkit.core.order_status import OrderStatus
 
@@ -23,15 +24,24 @@ class EventData(BaseModel):
     VERSION: ClassVar[int] = 1
 
 
+class OrderedItem(BaseModel):
+    """One line of an order as it was placed: the product, at its price then."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    product_id: str
+    name: str
+    price_paise: int
+    quantity: int
+
+
 class OrderCreated(EventData):
     TYPE = "order.created"
     order_id: str
     user_id: str
-    # As the order holds them (product id, name, price, quantity, line total).
-    items: list[dict[str, Any]]
+    items: list[OrderedItem]
     total_paise: int
     # Added within v1 (an addition keeps the version): events from before carry none.
-    address: dict[str, Any] | None = None
+    address: ShippingAddress | None = None
     created_at: str
     placed_at: str | None = None
     promised_at: str | None = None

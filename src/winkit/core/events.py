@@ -1,11 +1,11 @@
 """The event bus: NATS JetStream between services, the outbox relay, durable idempotent
 consumers and their dead letters.
 
-The relay publishes what each commit hands it (``outbox.transact``) at once with
+The relay publishes what each commit hands it (``store.unit_of_work``) at once with
 ``Nats-Msg-Id`` = event id (JetStream drops duplicates within its window), marks published
 events in batches and sweeps the outbox for events no commit in this process handed over
 (another replica's, or left by a crash). Consumers are durable pull consumers; each event is
-handled with ``outbox.apply_once`` and acked only after that commits. An event a consumer
+handled with ``store.apply_once`` and acked only after that commits. An event a consumer
 cannot handle goes to the dead-letter stream after its last delivery (docs/events.md).
 """
 
@@ -32,13 +32,13 @@ from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as MetricCounter
 from pydantic import ValidationError
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import PyMongoError
 
 from winkit.core import tracing
 from winkit.core.database import Document
 from winkit.core.event_contracts import Event, EventData, wire
-from winkit.core.outbox import RELAY_PAGE, TRACE_CONTEXT, AlreadyProcessed, Inbox, Outbox, apply_once
+from winkit.core.outbox import RELAY_PAGE, TRACE_CONTEXT, Inbox, Outbox
+from winkit.core.store import AlreadyProcessed, apply_once
 
 log = structlog.get_logger("winkit.events")
 
@@ -96,16 +96,22 @@ def _in_rounds(docs: list[Document]) -> list[list[Document]]:
     return rounds
 
 
+def _invalid(exc: ValidationError) -> str:
+    """Why event data does not fit its model: where and what, never the values (an
+    address or a name may be among them)."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+
+
 def _where(url: str) -> str:
     """Host and port of a URL, for logs: a NATS URL may carry credentials."""
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
 
 
-# A live listener's handler (``EventBus.listen``).
-Handler = Callable[[Event], Awaitable[None]]
-# A durable consumer's handler: the event, and its data as its type's model (checked once,
-# before the handler is called).
+# What a service does with an event, durable or live: called with the event's data as its
+# type's model (checked once, before it is called).
+Handler = Callable[[D], Awaitable[object]]
+# A durable consumer as the bus runs it: the envelope too, for its id.
 Consumer = Callable[[Event, EventData], Awaitable[None]]
 
 
@@ -144,7 +150,7 @@ class EventBus:
         self._outbox = outbox
         self._connect_timeout = connect_timeout
         self._subscriptions: list[tuple[str, str, Consumer]] = []
-        self._listeners: list[tuple[str, Handler]] = []
+        self._listeners: list[tuple[str, Handler[Any]]] = []
         self._nc: NatsClient | None = None
         self._js: JetStreamContext | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -156,7 +162,7 @@ class EventBus:
         durable = f"{self._service}-{event_type.replace('.', '-')}"
         self._subscriptions.append((event_type, durable, handler))
 
-    def listen(self, event_type: str, handler: Handler) -> None:
+    def listen(self, event_type: str, handler: Handler[Any]) -> None:
         """Hear every event of this type as it is published, in every replica: a plain
         NATS subscription, not a durable consumer, so nothing is redelivered or kept while
         this replica is away. For live views that can re-read the truth, not for state."""
@@ -225,7 +231,7 @@ class EventBus:
             self._tasks.append(asyncio.create_task(self._consume(event_type, durable, consumer)))
         await self._relay()
 
-    def _listener(self, event_type: str, handler: Handler) -> Callable[[Any], Awaitable[None]]:
+    def _listener(self, event_type: str, handler: Handler[Any]) -> Callable[[Any], Awaitable[None]]:
         async def hear(message: Any) -> None:
             with tracing.consuming(message.subject, message.headers):
                 try:
@@ -234,7 +240,13 @@ class EventBus:
                         # Live views re-read the truth later; nothing to keep, only to say.
                         log.warning("event_unreadable", event_type=event_type, event_id=event.id, why=unreadable)
                         return
-                    await handler(event)
+                    try:
+                        data = event.payload()
+                    except ValidationError as exc:
+                        why = _invalid(exc)
+                        log.warning("event_unreadable", event_type=event_type, event_id=event.id, why=why)
+                        return
+                    await handler(data)
                 except Exception as exc:
                     log.exception("event_listener_failed", event_type=event_type)
                     tracing.failed(exc)
@@ -374,9 +386,7 @@ class EventBus:
                 try:
                     data = event.payload()
                 except ValidationError as exc:
-                    # Where and what, never the values: an address or a name may be among them.
-                    why = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                    await self._dead_letter(durable, message, event, "invalid_data", why)
+                    await self._dead_letter(durable, message, event, "invalid_data", _invalid(exc))
                     continue
                 await slots.acquire()
                 about = _about(event.data, event.id)
@@ -465,28 +475,28 @@ class EventBus:
 
 
 @dataclass(frozen=True, slots=True)
-class React(Generic[D]):
-    """What a service does with one event type, as a durable consumer: ``then`` runs with
-    the event's data as its model, inside the transaction that records the event handled
-    (what it returns is not used)."""
+class On(Generic[D]):
+    """What a service does with one event type: ``handler`` is called with the event's data
+    as its model. As a reaction (a durable consumer) it runs inside the unit of work that
+    records the event handled, which the handler's own units of work join; as a listener,
+    in every replica as events are published (``EventBus.listen``)."""
 
-    on: type[D]
-    then: Callable[[AsyncClientSession, D], Awaitable[object]]
+    event: type[D]
+    handler: Handler[D]
 
 
 async def start_event_bus(
     app: Any,
     stack: contextlib.AsyncExitStack,
-    service: str,
     outbox: Outbox,
-    reactions: Iterable[React[Any]],
-    listeners: dict[str, Handler] | None = None,
+    reactions: Iterable[On[Any]],
+    listeners: Iterable[On[Any]] = (),
 ) -> EventBus:
-    """Connect the service to the bus in the background (stopped with the app), consume
-    each event type with its reaction, exactly once per event, and let ``listeners`` hear
-    events live (see ``EventBus.listen``)."""
+    """Connect the service to the bus in the background (stopped with the app), react to
+    each event type exactly once per event, and let ``listeners`` hear events live."""
     settings = app.state.settings
     db = app.state.db
+    service = outbox.source
     await outbox.ensure_indexes()
     bus = EventBus(
         settings.effective_nats_url,
@@ -499,16 +509,16 @@ async def start_event_bus(
 
     inbox = Inbox(db)
 
-    def once(reaction: React[Any]) -> Consumer:
+    def once(reaction: On[Any]) -> Consumer:
         async def handle(event: Event, data: EventData) -> None:
-            await apply_once(db, outbox, inbox, service, event, lambda session: reaction.then(session, data))
+            await apply_once(db, outbox, inbox, service, event, lambda: reaction.handler(data))
 
         return handle
 
     for reaction in reactions:
-        bus.subscribe(reaction.on.TYPE, once(reaction))
-    for event_type, handler in (listeners or {}).items():
-        bus.listen(event_type, handler)
+        bus.subscribe(reaction.event.TYPE, once(reaction))
+    for listener in listeners:
+        bus.listen(listener.event.TYPE, listener.handler)
     await bus.start()
     stack.push_async_callback(bus.stop)
     app.state.bus = bus

@@ -1,10 +1,10 @@
 """The transactional outbox and the consumers' inbox, both in the service's own database.
 
 A service writes its state change and the event document in one MongoDB transaction
-(``transact``); once that commits, the events are handed to the relay (``EventBus``),
-which publishes them. A consumer records each event it handled in its inbox
-(``processed_events``) in the same transaction as its own write (``apply_once``), so a
-redelivered or duplicated event changes nothing.
+(a unit of work, ``core.store``); once that commits, the events are handed to the relay
+(``EventBus``), which publishes them. A consumer records each event it handled in its
+inbox (``processed_events``) in the same transaction as its own write (``apply_once``), so
+a redelivered or duplicated event changes nothing.
 """
 
 from __future__ import annotations
@@ -12,19 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import OperationFailure
 
 from winkit.core import tracing
 from winkit.core.database import Document
-from winkit.core.event_contracts import Event, EventData
+from winkit.core.event_contracts import EventData
 
 log = structlog.get_logger("winkit.events")
 
@@ -67,10 +66,12 @@ class Outbox:
     """The ``outbox`` collection, and what this process has committed to it or published
     from it that the collection does not show yet."""
 
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], source: str) -> None:
         self.collection = db["outbox"]
+        # The service whose events these are (each event's ``source``).
+        self.source = source
         self.wake = asyncio.Event()
-        # Events written by each transaction ``transact`` is running: handed over on commit.
+        # Events written by each unit of work running (``core.store``): handed over on commit.
         self._staged: dict[AsyncClientSession, list[Document]] = {}
         # Committed here, not yet taken by the relay; whether some were dropped meanwhile.
         self._committed: list[Document] = []
@@ -153,48 +154,3 @@ class Inbox:
     async def claim(self, session: AsyncClientSession, consumer: str, event_id: str) -> None:
         """Record that ``consumer`` handled the event; DuplicateKeyError if it already had."""
         await self.collection.insert_one({"_id": f"{consumer}:{event_id}", "at": datetime.now(UTC)}, session=session)
-
-
-class AlreadyProcessed(Exception):
-    pass
-
-
-Change = Callable[[AsyncClientSession], Awaitable[Any]]
-
-
-async def transact(db: AsyncDatabase[Document], outbox: Outbox, change: Change) -> Any:
-    """Run ``change`` in one transaction (retried on write conflicts), then hand the
-    events it wrote to the relay."""
-
-    async def attempt(session: AsyncClientSession) -> Any:
-        outbox.stage(session)
-        return await change(session)
-
-    async with db.client.start_session() as session:
-        try:
-            result = await session.with_transaction(attempt)
-        finally:
-            events = outbox.unstage(session)
-    outbox.committed(events)
-    return result
-
-
-async def apply_once(
-    db: AsyncDatabase[Document], outbox: Outbox, inbox: Inbox, consumer: str, event: Event, change: Change
-) -> None:
-    """Run ``change`` and record the event as handled by ``consumer``, in one transaction
-    (the events the change writes go to the outbox in it too).
-
-    Raises AlreadyProcessed when this consumer has handled the event before.
-    """
-
-    async def claim_then_change(session: AsyncClientSession) -> None:
-        await inbox.claim(session, consumer, event.id)
-        await change(session)
-
-    try:
-        await transact(db, outbox, claim_then_change)
-    except DuplicateKeyError as exc:
-        raise AlreadyProcessed(event.id) from exc
-    # Once committed: e.g. the catalog handling order.cancelled is stock given back.
-    log.info("event_handled", consumer=consumer, event_type=event.type, event_id=event.id)

@@ -1,8 +1,9 @@
-"""Delivery routes: thin, they check the caller and hand over to the domain."""
+"""Delivery routes: thin, they check the caller, hand over to the domain and answer with
+the schema of what it returns."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Query
 from fastapi.sse import EventSourceResponse
@@ -21,9 +22,9 @@ TrackingDep = Annotated[Tracking, Depends(from_state("tracking", Tracking))]
 
 
 @router.get("/order/{order_id}/status", response_model=DeliveryStatus)
-async def order_status(order_id: str, principal: CurrentPrincipal, tracking: TrackingDep) -> dict[str, Any]:
+async def order_status(order_id: str, principal: CurrentPrincipal, tracking: TrackingDep) -> DeliveryStatus:
     """The order's delivery status and history (its owner or staff)."""
-    return await tracking.status(principal, order_id)
+    return DeliveryStatus.of(await tracking.status(principal, order_id))
 
 
 @router.get("/order/{order_id}/events", responses=STREAM_RESPONSE)
@@ -39,11 +40,11 @@ async def update_status(
     principal: StaffPrincipal,
     tracking: TrackingDep,
     body: Annotated[StatusUpdate | None, Body()] = None,
-) -> dict[str, Any]:
+) -> DeliveryStatus:
     """Staff only. No body: one step along PLACED → CONFIRMED → PACKED → OUT_FOR_DELIVERY →
     DELIVERED. ``{"status": X}``: X if allowed (CANCELLED from PLACED, CONFIRMED or PACKED).
     Anything else is 409 naming the allowed next states."""
-    return await tracking.update(principal, order_id, body.status if body else None)
+    return DeliveryStatus.of(await tracking.update(principal, order_id, body.status if body else None))
 
 
 @router.get("/deliveries", response_model=list[OpenDelivery], tags=["staff"])
@@ -54,9 +55,9 @@ async def open_deliveries(
         list[OrderStatus] | None, Query(description="Only these statuses (default: every open one)")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = BOARD_LIMIT,
-) -> list[dict[str, Any]]:
+) -> list[OpenDelivery]:
     """Staff only: the queue of deliveries, oldest first, with items, address and total."""
-    return await tracking.open_deliveries(status, limit)
+    return [OpenDelivery.of(record) for record in await tracking.open_deliveries(status, limit)]
 
 
 @router.get("/deliveries/events", responses=STREAM_RESPONSE, tags=["staff"])
@@ -73,7 +74,7 @@ internal_router = APIRouter(prefix="/internal", tags=["internal"])
 @internal_router.post("/deliveries/{order_id}/cancel", response_model=DeliveryStatus)
 async def cancel_for_shopper(
     order_id: str, body: ShopperCancellation, _: CallingService, tracking: TrackingDep
-) -> dict[str, Any]:
+) -> DeliveryStatus:
     """The shopper's cancellation (asked through the cart & order service): 200 once the
     order is CANCELLED, 409 when it is past PLACED or CONFIRMED."""
-    return await tracking.cancel_for_shopper(order_id, body.user_id, body.order)
+    return DeliveryStatus.of(await tracking.cancel_for_shopper(order_id, body.user_id, body.order))

@@ -7,8 +7,8 @@ from contextlib import AsyncExitStack
 from fastapi import APIRouter, FastAPI
 
 from winkit.core.auth import ServiceTokens
-from winkit.core.event_contracts import OrderCreated
-from winkit.core.events import React, start_event_bus
+from winkit.core.event_contracts import DeliveryOpened, DeliveryStatusChanged, OrderCreated
+from winkit.core.events import On, start_event_bus
 from winkit.core.keys import service_secret
 from winkit.core.outbox import Outbox
 from winkit.core.service import create_service_app
@@ -20,22 +20,21 @@ from winkit.delivery.tracking import Tracking
 
 
 async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
-    store = DeliveryStore(app.state.db)
+    outbox = Outbox(app.state.db, "delivery")
+    store = DeliveryStore(app.state.db, outbox)
     await store.ensure_indexes()
-    outbox = Outbox(app.state.db)
     live = LiveUpdates(store)
-    tracking = Tracking(store, outbox, live, app.state.settings.sse_heartbeat_seconds)
+    tracking = Tracking(store, live, app.state.settings.sse_heartbeat_seconds)
     app.state.tracking = tracking
     app.state.service_tokens = ServiceTokens(service_secret(app.state.settings), "delivery")
 
     await start_event_bus(
         app,
         stack,
-        "delivery",
         outbox,
         # A shopper's cancellation is decided here, synchronously: order.cancelled follows it.
-        [React(OrderCreated, tracking.open_in)],
-        listeners={"delivery.opened": live.hear, "delivery.status_changed": live.hear},
+        [On(OrderCreated, tracking.open)],
+        [On(DeliveryOpened, live.hear), On(DeliveryStatusChanged, live.hear)],
     )
 
 

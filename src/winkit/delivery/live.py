@@ -14,8 +14,8 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Iterator
 
-from winkit.core.database import Document
-from winkit.core.event_contracts import Event
+from winkit.core.event_contracts import DeliveryOpened, DeliveryStatusChanged
+from winkit.delivery.models import DeliveryRecord
 from winkit.delivery.store import DeliveryStore
 
 EVERY_ORDER = None
@@ -26,12 +26,10 @@ QUEUE_SIZE = 64
 class LiveUpdates:
     def __init__(self, store: DeliveryStore) -> None:
         self._store = store
-        self._watchers: defaultdict[str | None, set[asyncio.Queue[Document]]] = defaultdict(set)
+        self._watchers: defaultdict[str | None, set[asyncio.Queue[DeliveryRecord]]] = defaultdict(set)
 
-    async def hear(self, event: Event) -> None:
-        order_id = event.data.get("order_id")
-        if not isinstance(order_id, str):
-            return
+    async def hear(self, changed: DeliveryOpened | DeliveryStatusChanged) -> None:
+        order_id = changed.order_id
         queues = self._watchers.get(order_id, set()) | self._watchers.get(EVERY_ORDER, set())
         if not queues:
             return
@@ -43,9 +41,9 @@ class LiveUpdates:
                 queue.put_nowait(record)
 
     @contextlib.contextmanager
-    def watch(self, order_id: str | None) -> Iterator[asyncio.Queue[Document]]:
+    def watch(self, order_id: str | None) -> Iterator[asyncio.Queue[DeliveryRecord]]:
         """Records of ``order_id`` (or of every order, for None) as they change."""
-        queue: asyncio.Queue[Document] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        queue: asyncio.Queue[DeliveryRecord] = asyncio.Queue(maxsize=QUEUE_SIZE)
         self._watchers[order_id].add(queue)
         try:
             yield queue

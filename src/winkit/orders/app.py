@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from winkit.core.auth import ServiceTokens
 from winkit.core.event_contracts import DeliveryStatusChanged
-from winkit.core.events import React, start_event_bus
+from winkit.core.events import On, start_event_bus
 from winkit.core.http import ServiceClient
 from winkit.core.keys import service_secret
 from winkit.core.outbox import Outbox
@@ -29,9 +29,9 @@ from winkit.orders.users_client import UsersClient
 
 async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     settings: Settings = app.state.settings
-    store = OrdersStore(app.state.db)
+    outbox = Outbox(app.state.db, "orders")
+    store = OrdersStore(app.state.db, outbox)
     await store.ensure_indexes()
-    outbox = Outbox(app.state.db)
     tokens = ServiceTokens(service_secret(settings), "orders")
     app.state.service_tokens = tokens
     catalog_http = ServiceClient("catalog", settings.catalog_url, tokens)
@@ -41,16 +41,14 @@ async def _startup(app: FastAPI, stack: AsyncExitStack) -> None:
     delivery_http = ServiceClient("delivery", settings.delivery_url, tokens)
     stack.push_async_callback(delivery_http.aclose)
     catalog = CatalogClient(catalog_http)
-    rule = FeeRule(settings.delivery_fee_paise, settings.free_delivery_threshold_paise)
+    rule = FeeRule(fee_paise=settings.delivery_fee_paise, free_from_paise=settings.free_delivery_threshold_paise)
     promise = timedelta(minutes=settings.delivery_promise_minutes)
     stale_after = timedelta(seconds=settings.reservation_timeout)
-    orders = Orders(
-        store, outbox, catalog, UsersClient(users_http), DeliveryClient(delivery_http), rule, promise, stale_after
-    )
+    orders = Orders(store, catalog, UsersClient(users_http), DeliveryClient(delivery_http), rule, promise, stale_after)
     app.state.cart = CartService(store, catalog, rule)
     app.state.orders = orders
 
-    await start_event_bus(app, stack, "orders", outbox, [React(DeliveryStatusChanged, orders.follow_delivery)])
+    await start_event_bus(app, stack, outbox, [On(DeliveryStatusChanged, orders.follow_delivery)])
     recovery = asyncio.create_task(orders.recover_forever())
 
     async def stop_recovery() -> None:

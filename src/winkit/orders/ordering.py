@@ -2,9 +2,9 @@
 order), cancelling them, following their delivery, and recovering checkouts a crash left.
 
 Placing an order: record it as PENDING, ask the catalog to reserve every line's stock
-(all or nothing), then in one transaction mark it PLACED, empty those cart lines and
-queue ``order.created``. A PENDING order left behind by a crash or an unreachable catalog
-is taken over by ``recover_stale`` once older than the reservation timeout: marked
+(all or nothing), then in one unit of work mark it PLACED, empty those cart lines and
+announce ``order.created``. A PENDING order left behind by a crash or an unreachable
+catalog is taken over by ``recover_stale`` once older than the reservation timeout: marked
 ABANDONED first (so a checkout still running cannot place it afterwards), then its stock
 is released, then it is removed.
 """
@@ -14,77 +14,47 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import pymongo
 import structlog
-from bson import ObjectId
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import PyMongoError
 
+from winkit.core.address import DeliveryAddress, ShippingAddress
 from winkit.core.auth import Principal
-from winkit.core.database import Document, stored_now
+from winkit.core.database import stored_now
 from winkit.core.errors import Conflict, NotFound, Problem, ServiceUnavailable
-from winkit.core.event_contracts import DeliveryStatusChanged, OrderCancelled, OrderCreated
+from winkit.core.event_contracts import DeliveryStatusChanged, OrderCancelled, OrderCreated, OrderedItem
 from winkit.core.ids import MAX_ORDER_LINES
-from winkit.core.money import CURRENCY, to_rupees
+from winkit.core.money import to_rupees
 from winkit.core.order_status import OrderStatus
-from winkit.core.outbox import Outbox, new_event, transact
-from winkit.orders.cart import line_view
 from winkit.orders.catalog_client import CatalogClient
 from winkit.orders.delivery_client import DeliveryClient
+from winkit.orders.models import CartItem, CheckoutHold, OrderChange, OrderId, OrderRecord, Unplaced, new_order_id
 from winkit.orders.pricing import FeeRule, totals
-from winkit.orders.store import CartBusy, DuplicateOrder, OrdersStore
+from winkit.orders.store import CartBusy, DuplicateOrder, OrdersStore, StoreUnavailable
 from winkit.orders.users_client import UsersClient
 
 log = structlog.get_logger("winkit.checkout")
 
-PENDING = "PENDING"  # internal: stock being reserved; never shown to shoppers
-ABANDONED = "ABANDONED"  # internal: a stale checkout whose stock is being given back
 # Each step of taking over one stale checkout may wait this long: a write to an order that
 # a crashed process left inside a transaction waits until the database reaps that
 # transaction (60 s); meanwhile the other stale checkouts are taken over.
 RECOVERY_STEP_SECONDS = 5.0
-# Every status but the two internal ones above is one a shopper sees (OrderStatus).
+# Every status but the internal ones (Unplaced) is one a shopper sees (OrderStatus).
 VISIBLE = list(OrderStatus)
 NOT_CANCELLED = [s for s in VISIBLE if s != OrderStatus.CANCELLED]
 
 
-def order_view(order: Document) -> dict[str, Any]:
-    # An order keeps the totals computed when it was placed, whatever the fee rule is now.
-    return {
-        "order_id": str(order["_id"]),
-        "user_id": order["user_id"],
-        "status": order["status"],
-        "items": [line_view(item) for item in order["items"]],
-        "subtotal": to_rupees(order["subtotal_paise"]),
-        "delivery_fee": to_rupees(order["delivery_fee_paise"]),
-        "total": to_rupees(order["total_paise"]),
-        "currency": CURRENCY,
-        "address": order.get("address"),
-        "note": order.get("note"),
-        "created_at": order["created_at"],
-        "updated_at": order["updated_at"],
-        "promised_at": order.get("promised_at"),
-    }
-
-
-def created_data(order: Document) -> OrderCreated:
+def created_data(order: OrderRecord) -> OrderCreated:
     """The order as ``order.created`` announces it (and the delivery service records it)."""
     return OrderCreated(
-        order_id=str(order["_id"]),
-        user_id=order["user_id"],
-        items=order["items"],
-        total_paise=order["total_paise"],
-        address=order.get("address"),
-        created_at=order["created_at"].isoformat(),
-        placed_at=order["placed_at"].isoformat() if order.get("placed_at") else None,
-        promised_at=order["promised_at"].isoformat() if order.get("promised_at") else None,
+        order_id=str(order.id),
+        user_id=order.user_id,
+        items=order.items,
+        total_paise=order.total_paise,
+        address=order.address,
+        created_at=order.created_at.isoformat(),
+        placed_at=order.placed_at.isoformat() if order.placed_at else None,
+        promised_at=order.promised_at.isoformat() if order.promised_at else None,
     )
-
-
-def order_cancelled(order: Document, by: str) -> Document:
-    return new_event(OrderCancelled(order_id=str(order["_id"]), user_id=order["user_id"], by=by), "orders")
 
 
 class Orders:
@@ -93,7 +63,6 @@ class Orders:
     def __init__(
         self,
         store: OrdersStore,
-        outbox: Outbox,
         catalog: CatalogClient,
         users: UsersClient,
         delivery: DeliveryClient,
@@ -102,7 +71,6 @@ class Orders:
         stale_after: timedelta,
     ) -> None:
         self._store = store
-        self._outbox = outbox
         self._catalog = catalog
         self._users = users
         self._delivery = delivery
@@ -118,20 +86,22 @@ class Orders:
         idempotency_key: str | None,
         *,
         address_id: str | None,
-        address: dict[str, Any] | None,
+        address: DeliveryAddress | None,
         note: str | None,
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[OrderRecord, bool]:
         """The placed order, and whether it was placed before (a replayed Idempotency-Key).
         The address is given, or one of the shopper's saved ones (``address_id``)."""
         user_id = principal.user_id
-        order_id = ObjectId()
+        order_id = new_order_id()
         key = f"key:{user_id}:{idempotency_key}" if idempotency_key else f"order:{order_id}"
         if idempotency_key and (existing := await self._store.order_by_key(key)):
             return self._replay(existing), True
         # One checkout of a cart at a time: a double click must not order the same lines twice.
         now = stored_now()
         try:
-            await self._store.start_checkout(user_id, order_id, now, now - self._stale_after)
+            await self._store.start_checkout(
+                CheckoutHold(user_id=user_id, order_id=order_id, since=now), now - self._stale_after
+            )
         except CartBusy:
             log.info("checkout_refused", reason="cart-busy", user_id=user_id)
             raise Conflict("This cart is being ordered right now; see your orders.") from None
@@ -143,50 +113,57 @@ class Orders:
             log.info("checkout_refused", reason=refused.slug, status=refused.status, user_id=user_id)
             raise
         finally:
-            # Placing ends the hold in its own transaction; this ends it otherwise.
+            # Placing ends the hold in its own unit of work; this ends it otherwise.
             if not placed:
                 await self._store.end_checkout(user_id, order_id)
         if not replayed:
-            log.info("order_placed", order_id=order["order_id"], lines=len(order["items"]), total=str(order["total"]))
+            log.info(
+                "order_placed", order_id=str(order.id), lines=len(order.items), total=str(to_rupees(order.total_paise))
+            )
         return order, replayed
 
     async def _place_held(
         self,
         principal: Principal,
-        order_id: ObjectId,
+        order_id: OrderId,
         key: str,
         address_id: str | None,
-        address: dict[str, Any] | None,
+        address: DeliveryAddress | None,
         note: str | None,
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> tuple[OrderRecord, bool]:
         user_id = principal.user_id
+        destination: ShippingAddress
         if address is None:
             assert address_id is not None
-            lines, address = await asyncio.gather(
-                self._store.cart_lines(user_id), self._users.saved_address(principal, address_id)
+            items, destination = await asyncio.gather(
+                self._store.cart_items(user_id), self._users.saved_address(principal, address_id)
             )
         else:
-            lines = await self._store.cart_lines(user_id)
-        if not lines:
+            items = await self._store.cart_items(user_id)
+            destination = ShippingAddress.model_validate(address.model_dump())
+        if not items:
             raise Conflict("The cart is empty.")
-        if len(lines) > MAX_ORDER_LINES:
+        if len(items) > MAX_ORDER_LINES:
             raise Conflict(f"An order holds at most {MAX_ORDER_LINES} different products; remove some first.")
-        sums = totals(lines, self._rule)
+        sums = totals(items, self._rule)
         now = datetime.now(UTC)
-        order = {
-            "_id": order_id,
-            "user_id": user_id,
-            "status": PENDING,
-            "items": [{k: line[k] for k in ("product_id", "name", "price_paise", "quantity")} for line in lines],
-            "subtotal_paise": sums.subtotal_paise,
-            "delivery_fee_paise": sums.delivery_fee_paise,
-            "total_paise": sums.total_paise,
-            "address": address,
-            "note": note,
-            "idempotency_key": key,
-            "created_at": now,
-            "updated_at": now,
-        }
+        order = OrderRecord(
+            id=order_id,
+            user_id=user_id,
+            status=Unplaced.PENDING,
+            items=[
+                OrderedItem(product_id=i.product_id, name=i.name, price_paise=i.price_paise, quantity=i.quantity)
+                for i in items
+            ],
+            subtotal_paise=sums.subtotal_paise,
+            delivery_fee_paise=sums.delivery_fee_paise,
+            total_paise=sums.total_paise,
+            address=destination,
+            note=note,
+            idempotency_key=key,
+            created_at=now,
+            updated_at=now,
+        )
         try:
             await self._store.insert_order(order)
         except DuplicateOrder:
@@ -196,132 +173,134 @@ class Orders:
             return self._replay(existing), True
         await self._reserve(order)
         placed_at = stored_now()
-        placed = {"status": OrderStatus.PLACED, "placed_at": placed_at, "promised_at": placed_at + self._promise}
-        if not await transact(self._store.db, self._outbox, lambda s: self._mark_placed(s, order, lines, placed)):
+        placed = order.model_copy(
+            update={"status": OrderStatus.PLACED, "placed_at": placed_at, "promised_at": placed_at + self._promise}
+        )
+        if not await self._store.atomically(lambda: self._mark_placed(placed, items)):
             raise ServiceUnavailable("Placing the order took too long and was undone; try again.")
-        order.update(placed)
-        return order_view(order), False
+        return placed, False
 
-    def _replay(self, order: Document) -> dict[str, Any]:
-        if order["status"] in (PENDING, ABANDONED):
+    def _replay(self, order: OrderRecord) -> OrderRecord:
+        if isinstance(order.status, Unplaced):
             raise Conflict("An order with this Idempotency-Key is being placed; retry shortly.")
-        return order_view(order)
+        return order
 
-    async def _reserve(self, order: Document) -> None:
+    async def _reserve(self, order: OrderRecord) -> None:
         # Each line at the price the cart last showed: the catalog refuses it if that changed.
-        fields = ("product_id", "quantity", "price_paise")
-        items = [{k: i[k] for k in fields} for i in order["items"]]
-        order_id = str(order["_id"])
+        order_id = str(order.id)
         try:
-            await self._catalog.reserve(order_id, items)
+            await self._catalog.reserve(order_id, order.items)
         except Conflict:
-            await self._store.delete_pending(order["_id"], PENDING)
+            await self._store.delete_unplaced(order.id, Unplaced.PENDING)
             raise
         except ServiceUnavailable:
             # The catalog may have reserved before failing to answer: undo, or leave it
             # PENDING for recover_stale when the catalog cannot be reached now either.
             with contextlib.suppress(ServiceUnavailable):
                 await self._catalog.release(order_id)
-                await self._store.delete_pending(order["_id"], PENDING)
+                await self._store.delete_unplaced(order.id, Unplaced.PENDING)
             raise
 
-    async def _mark_placed(
-        self, session: AsyncClientSession, order: Document, lines: list[Document], placed: Document
-    ) -> bool:
-        if not await self._store.move_order(order["_id"], [PENDING], placed, session=session):
+    async def _mark_placed(self, placed: OrderRecord, items: list[CartItem]) -> bool:
+        change = OrderChange(status=placed.status, placed_at=placed.placed_at, promised_at=placed.promised_at)
+        if not await self._store.move_order(placed.id, [Unplaced.PENDING], change):
             return False  # recover_stale gave up on it meanwhile
-        await self._store.remove_ordered_lines(session, lines)
-        await self._store.end_checkout(order["user_id"], order["_id"], session=session)
-        await self._outbox.add(session, new_event(created_data({**order, **placed}), "orders"))
+        await self._store.remove_ordered_items(items)
+        await self._store.end_checkout(placed.user_id, placed.id)
+        await self._store.announce(created_data(placed))
         return True
 
-    async def history(self, user_id: str) -> list[dict[str, Any]]:
-        return [order_view(o) for o in await self._store.orders_of(user_id, VISIBLE)]
+    async def history(self, user_id: str) -> list[OrderRecord]:
+        return await self._store.orders_of(user_id, VISIBLE)
 
-    async def _own_order(self, principal: Principal, order_id: str) -> Document:
+    async def get(self, principal: Principal, order_id: str) -> OrderRecord:
         order = await self._store.order(order_id)
         # Someone else's order is reported as missing: its existence is not theirs to know.
         if (
             order is None
-            or order["status"] in (PENDING, ABANDONED)
-            or (order["user_id"] != principal.user_id and not principal.is_staff)
+            or isinstance(order.status, Unplaced)
+            or (order.user_id != principal.user_id and not principal.is_staff)
         ):
             raise NotFound(f"No order with id {order_id!r}.")
         return order
 
-    async def get(self, principal: Principal, order_id: str) -> dict[str, Any]:
-        return order_view(await self._own_order(principal, order_id))
-
-    async def cancel(self, principal: Principal, order_id: str) -> dict[str, Any]:
+    async def cancel(self, principal: Principal, order_id: str) -> OrderRecord:
         """Cancel for the shopper. The delivery service decides (it owns the status); once it
         has said yes, the order is CANCELLED here too and ``order.cancelled`` (which returns
         the stock) is announced exactly once, whichever of this and ``follow_delivery`` comes
         first."""
-        order = await self._own_order(principal, order_id)
-        if order["user_id"] != principal.user_id:
+        order = await self.get(principal, order_id)
+        if order.user_id != principal.user_id:
             raise NotFound(f"No order with id {order_id!r}.")
-        delivery = await self._delivery.cancel(order_id, principal.user_id, created_data(order).model_dump(mode="json"))
-        changes = {
-            "status": OrderStatus.CANCELLED,
-            "updated_at": datetime.now(UTC),
-            "delivery_version": delivery["version"],
-        }
-        await transact(self._store.db, self._outbox, lambda s: self._mark_cancelled(s, order, changes, "customer"))
+        delivery = await self._delivery.cancel(order_id, principal.user_id, created_data(order))
+        change = OrderChange(
+            status=OrderStatus.CANCELLED, updated_at=datetime.now(UTC), delivery_version=delivery.version
+        )
+        await self._store.atomically(lambda: self._mark_cancelled(order, change, "customer"))
         return await self.get(principal, order_id)
 
-    async def _mark_cancelled(self, session: AsyncClientSession, order: Document, changes: Document, by: str) -> None:
-        if await self._store.move_order(order["_id"], NOT_CANCELLED, changes, session=session):
-            await self._outbox.add(session, order_cancelled(order, by))
+    async def _mark_cancelled(self, order: OrderRecord, change: OrderChange, by: str) -> None:
+        if await self._store.move_order(order.id, NOT_CANCELLED, change):
+            await self._store.announce(OrderCancelled(order_id=str(order.id), user_id=order.user_id, by=by))
 
-    async def follow_delivery(self, session: AsyncClientSession, changed: DeliveryStatusChanged) -> None:
+    async def follow_delivery(self, changed: DeliveryStatusChanged) -> None:
         """Mirror the delivery status; a cancellation (by staff, or the shopper's, if this
-        event comes before the shopper's answer) also returns the stock, once."""
-        order = await self._store.order(changed.order_id, session=session)
-        if order is None or changed.version <= order.get("delivery_version", 0):
+        event comes before the shopper's answer) also returns the stock, once. Read and
+        written in one unit of work (a reaction's: the one recording the event handled)."""
+        await self._store.atomically(lambda: self._follow(changed))
+
+    async def _follow(self, changed: DeliveryStatusChanged) -> None:
+        order = await self._store.order(changed.order_id)
+        if order is None or changed.version <= (order.delivery_version or 0):
             return  # unknown, or older than what is already shown
-        changes: dict[str, Any] = {"delivery_version": changed.version, "updated_at": datetime.now(UTC)}
+        now = datetime.now(UTC)
         if changed.status == OrderStatus.CANCELLED:
-            by = "customer" if changed.by == order["user_id"] else changed.by or "staff"
-            await self._mark_cancelled(session, order, {**changes, "status": OrderStatus.CANCELLED}, by)
+            by = "customer" if changed.by == order.user_id else changed.by or "staff"
+            cancelled = OrderChange(status=OrderStatus.CANCELLED, updated_at=now, delivery_version=changed.version)
+            await self._mark_cancelled(order, cancelled, by)
             return
-        if order["status"] != OrderStatus.CANCELLED:
-            changes["status"] = changed.status
-        await self._store.move_order(order["_id"], [order["status"]], changes, session=session)
+        status = None if order.status == OrderStatus.CANCELLED else changed.status
+        change = OrderChange(status=status, updated_at=now, delivery_version=changed.version)
+        await self._store.move_order(order.id, [order.status], change)
 
     async def recover_stale(self) -> int:
-        """Take over checkouts older than the time limit: release their stock, drop them."""
+        """Take over checkouts older than the time limit: release their stock, drop them.
+        One that cannot be taken over now (the catalog or the database not answering in
+        time) is left for the next round."""
         before = datetime.now(UTC) - self._stale_after
         recovered = 0
-        for order in await self._store.stale_pending([PENDING, ABANDONED], before):
+        for order in await self._store.stale_unplaced(before):
             try:
                 recovered += await self._take_over(order)
-            except (ServiceUnavailable, PyMongoError) as exc:
-                log.info("stale_checkout_deferred", order_id=str(order["_id"]), reason=type(exc).__name__)
+            except (ServiceUnavailable, StoreUnavailable) as exc:
+                log.info("stale_checkout_deferred", order_id=str(order.id), reason=f"{type(exc).__name__}: {exc}")
         return recovered
 
-    async def _take_over(self, order: Document) -> int:
-        with pymongo.timeout(RECOVERY_STEP_SECONDS):
+    async def _take_over(self, order: OrderRecord) -> int:
+        with self._store.time_limit(RECOVERY_STEP_SECONDS):
             # Claimed first: once ABANDONED, the checkout that made it can no longer place it,
-            # so stock is never released under a placed order. In a transaction: a crash may
-            # have left the order inside one, and starting transactions is what lets the
-            # database reap that one once it has expired (SecantusDB reaps no other way).
-            claimed = order["status"] == ABANDONED or await transact(
-                self._store.db,
-                self._outbox,
-                lambda session: self._store.move_order(order["_id"], [PENDING], {"status": ABANDONED}, session=session),
+            # so stock is never released under a placed order. In a unit of work: a crash may
+            # have left the order inside a transaction, and starting transactions is what lets
+            # the database reap that one once it has expired (SecantusDB reaps no other way).
+            abandoning = OrderChange(status=Unplaced.ABANDONED)
+            claimed = order.status == Unplaced.ABANDONED or await self._store.atomically(
+                lambda: self._store.move_order(order.id, [Unplaced.PENDING], abandoning)
             )
         if not claimed:
             return 0  # placed (or taken over) meanwhile
-        await self._catalog.release(str(order["_id"]))
-        with pymongo.timeout(RECOVERY_STEP_SECONDS):
+        await self._catalog.release(str(order.id))
+        with self._store.time_limit(RECOVERY_STEP_SECONDS):
             # Deleted rather than kept, so a retry with the same Idempotency-Key can proceed.
-            removed = await self._store.delete_pending(order["_id"], ABANDONED)
+            removed = await self._store.delete_unplaced(order.id, Unplaced.ABANDONED)
         if removed:
-            log.warning("pending_order_released", order_id=str(order["_id"]))
+            log.warning("pending_order_released", order_id=str(order.id))
         return int(removed)
 
     async def recover_forever(self, every: float = 5.0) -> None:
         while True:
-            with contextlib.suppress(PyMongoError):
+            try:
                 await self.recover_stale()
+            except Exception as exc:
+                # This loop must keep going: the next round tries again (a database back, say).
+                log.warning("stale_checkout_recovery_failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(every)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
 
 
-@dataclass(frozen=True, slots=True)
-class FeeRule:
+class FeeRule(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     fee_paise: int
     free_from_paise: int
 
@@ -17,8 +21,9 @@ class FeeRule:
         return self.fee_paise
 
 
-@dataclass(frozen=True, slots=True)
-class Totals:
+class Totals(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
     subtotal_paise: int
     delivery_fee_paise: int
 
@@ -27,10 +32,20 @@ class Totals:
         return self.subtotal_paise + self.delivery_fee_paise
 
 
+class PricedLine(Protocol):
+    """A line of a cart or an order: so many of a product at a price."""
+
+    @property
+    def price_paise(self) -> int: ...
+
+    @property
+    def quantity(self) -> int: ...
+
+
 def line_total(price_paise: int, quantity: int) -> int:
     return price_paise * quantity
 
 
-def totals(lines: list[dict[str, int]], rule: FeeRule) -> Totals:
-    subtotal = sum(line_total(line["price_paise"], line["quantity"]) for line in lines)
-    return Totals(subtotal, rule.fee(subtotal))
+def totals(lines: Sequence[PricedLine], rule: FeeRule) -> Totals:
+    subtotal = sum(line_total(line.price_paise, line.quantity) for line in lines)
+    return Totals(subtotal_paise=subtotal, delivery_fee_paise=rule.fee(subtotal))

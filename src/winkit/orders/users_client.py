@@ -3,21 +3,19 @@ read with the shopper's own token, so the user service decides what is theirs.""
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
 
+from winkit.core.address import ShippingAddress
 from winkit.core.auth import Principal
 from winkit.core.errors import ServiceUnavailable, Unauthorized, Unprocessable
 from winkit.core.http import ServiceClient
-
-ADDRESS_FIELDS = ("name", "phone", "line1", "line2", "landmark", "city", "pincode")
 
 
 class UsersClient:
     def __init__(self, client: ServiceClient) -> None:
         self._client = client
 
-    async def saved_address(self, principal: Principal, address_id: str) -> dict[str, Any]:
+    async def saved_address(self, principal: Principal, address_id: str) -> ShippingAddress:
         response = await self._client.request("GET", f"/addresses/{quote(address_id, safe='')}", bearer=principal.token)
         if response.status_code == 404:
             raise Unprocessable(
@@ -28,5 +26,5 @@ class UsersClient:
             raise Unauthorized("Your session has expired; sign in again.")
         if response.status_code != 200:
             raise ServiceUnavailable("Your saved addresses could not be read; try again shortly.")
-        saved = response.json()
-        return {field: saved.get(field) for field in ADDRESS_FIELDS}
+        # The address alone: its id, whether it is the default and when it was saved are not the order's.
+        return ShippingAddress.model_validate_json(response.content)

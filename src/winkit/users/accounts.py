@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import UTC, datetime
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from winkit.core.auth import Principal, Role, TokenIssuer
-from winkit.core.database import Document
 from winkit.core.email import email_key
 from winkit.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from winkit.users.models import AccessGrant, FieldChanges, UserAccount
 from winkit.users.otp import OtpService
 from winkit.users.sign_in_limits import SignInLimits
 from winkit.users.store import EmailTaken, UsersStore
@@ -38,18 +37,6 @@ async def _password_matches(stored_hash: str, password: str) -> bool:
         return False
 
 
-def public_user(user: Document) -> dict[str, Any]:
-    return {
-        "id": str(user["_id"]),
-        "name": user["name"],
-        "email": user["email"],
-        "phone": user.get("phone"),
-        "role": user["role"],
-        "created_at": user["created_at"],
-        "updated_at": user.get("updated_at", user["created_at"]),
-    }
-
-
 def account_key(email: str) -> str:
     """The identity an account with ``email`` is stored and found under."""
     key = email_key(email)
@@ -60,23 +47,24 @@ def account_key(email: str) -> str:
 
 async def create_account(
     store: UsersStore, *, name: str, email: str, password: str, role: Role, phone: str | None = None
-) -> dict[str, Any]:
+) -> UserAccount:
     key = account_key(email)
     now = datetime.now(UTC)
-    user = {
-        "name": name,
-        "email": email,
-        "email_key": key,
-        "phone": phone,
-        "role": role.value,
-        "password_hash": await hash_password(password),
-        "created_at": now,
-        "updated_at": now,
-    }
+    user = UserAccount(
+        name=name,
+        email=email,
+        email_key=key,
+        phone=phone,
+        role=role,
+        password_hash=await hash_password(password),
+        created_at=now,
+        updated_at=now,
+    )
     try:
-        return public_user(await store.insert_user(user))
+        await store.insert_user(user)
     except EmailTaken as exc:
         raise Conflict("An account with this email already exists.") from exc
+    return user
 
 
 async def ensure_dev_staff(store: UsersStore) -> None:
@@ -98,7 +86,7 @@ class Accounts:
         self._issuer = issuer
         self._sign_in_limits = sign_in_limits
 
-    async def register(self, *, name: str, email: str, password: str, otp: str, phone: str | None) -> dict[str, Any]:
+    async def register(self, *, name: str, email: str, password: str, otp: str, phone: str | None) -> UserAccount:
         # The code first: a wrong one is a 400 whether or not the address has an account, so
         # only whoever reads the mailbox learns that it is taken (a 409, and the code is spent).
         # The account gets the address the code was mailed to, not this request's spelling.
@@ -107,38 +95,31 @@ class Accounts:
             self._store, name=name, email=address, password=password, role=Role.CUSTOMER, phone=phone
         )
 
-    async def login(self, email: str, password: str) -> dict[str, Any]:
+    async def login(self, email: str, password: str) -> AccessGrant:
         # Every attempt counts, right or wrong: a guesser gets no more tries for guessing well.
         await self._sign_in_limits.count_attempt(email)
         # An address without a key (not valid) matches no account: a wrong login like any other.
         key = email_key(email)
         user = None if key is None else await self._store.user_by_email(key)
-        matches = await _password_matches(user["password_hash"] if user else _DUMMY_HASH, password)
+        matches = await _password_matches(user.password_hash if user else _DUMMY_HASH, password)
         if user is None or not matches:
             raise Unauthorized("The email or password is wrong.")
-        if _hasher.check_needs_rehash(user["password_hash"]):
-            await self._store.set_password_hash(user["_id"], await hash_password(password))
-        token, expires_in = self._issuer.issue(str(user["_id"]), Role(user["role"]))
-        return {
-            "access_token": token,
-            "token_type": "bearer",
-            "expires_in": expires_in,
-            "user_id": str(user["_id"]),
-            "role": user["role"],
-        }
+        if _hasher.check_needs_rehash(user.password_hash):
+            await self._store.set_password_hash(user.id, await hash_password(password))
+        token, expires_in = self._issuer.issue(str(user.id), user.role)
+        return AccessGrant(account=user, token=token, expires_in=expires_in)
 
-    async def profile(self, caller: Principal, user_id: str | None) -> dict[str, Any]:
+    async def profile(self, caller: Principal, user_id: str | None) -> UserAccount:
         target = user_id or caller.user_id
         if target != caller.user_id and not caller.is_staff:
             raise Forbidden("You may only read your own profile.")
         user = await self._store.user_by_id(target)
         if user is None:
             raise NotFound("No such user.")
-        return public_user(user)
+        return user
 
-    async def update_profile(self, caller: Principal, changes: dict[str, Any]) -> dict[str, Any]:
-        changes = {**changes, "updated_at": datetime.now(UTC)}
-        user = await self._store.update_user(caller.user_id, changes)
+    async def update_profile(self, caller: Principal, changes: FieldChanges) -> UserAccount:
+        user = await self._store.update_user(caller.user_id, changes, updated_at=datetime.now(UTC))
         if user is None:
             raise NotFound("No such user.")
-        return public_user(user)
+        return user

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from bson import ObjectId
-
+from winkit.core.address import DeliveryAddress
 from winkit.core.auth import Principal
-from winkit.core.database import Document, object_id, stored_now
+from winkit.core.database import stored_now
 from winkit.core.errors import Conflict, NotFound
+from winkit.users.models import AddressEntry, FieldChanges
 from winkit.users.store import AddressLimitReached, UsersStore
 
 MAX_ADDRESSES = 20
-
-_FIELDS = ("name", "phone", "line1", "line2", "landmark", "city", "pincode", "is_default")
-
-
-def public_address(address: Document) -> dict[str, Any]:
-    return {
-        "id": str(address["_id"]),
-        **{field: address.get(field) for field in _FIELDS},
-        "created_at": address["created_at"],
-        "updated_at": address["updated_at"],
-    }
-
-
-def _address_id(address_id: str) -> ObjectId:
-    oid = object_id(address_id)
-    if oid is None:
-        raise NotFound("No such address.")
-    return oid
 
 
 class AddressBook:
@@ -37,43 +17,44 @@ class AddressBook:
         self._store = store
         self._limit = limit
 
-    async def addresses(self, caller: Principal) -> list[dict[str, Any]]:
-        return [public_address(a) for a in await self._store.addresses_of(caller.user_id)]
+    async def addresses(self, caller: Principal) -> list[AddressEntry]:
+        return await self._store.addresses_of(caller.user_id)
 
-    async def get(self, caller: Principal, address_id: str) -> dict[str, Any]:
-        address = await self._store.address(caller.user_id, _address_id(address_id))
+    async def get(self, caller: Principal, address_id: str) -> AddressEntry:
+        address = await self._store.address(caller.user_id, address_id)
         if address is None:
             raise NotFound("No such address.")
-        return public_address(address)
+        return address
 
-    async def add(self, caller: Principal, fields: dict[str, Any]) -> dict[str, Any]:
-        make_default = bool(fields.pop("is_default", False))
+    async def add(self, caller: Principal, address: DeliveryAddress, *, make_default: bool) -> AddressEntry:
         now = stored_now()
-        address = {**fields, "user_id": caller.user_id, "created_at": now, "updated_at": now}
+        # Only the address's own fields: the request's subclass of it carries ``is_default`` too.
+        fields = address.model_dump(include=set(DeliveryAddress.model_fields))
+        entry = AddressEntry(**fields, user_id=caller.user_id, created_at=now, updated_at=now, is_default=make_default)
         try:
-            saved = await self._store.insert_address(address, make_default=make_default, limit=self._limit)
+            return await self._store.insert_address(entry, limit=self._limit)
         except AddressLimitReached as exc:
             raise Conflict(
                 f"You can save at most {self._limit} addresses; delete one to add another.", limit=self._limit
             ) from exc
-        return public_address(saved)
 
-    async def update(self, caller: Principal, address_id: str, changes: dict[str, Any]) -> dict[str, Any]:
-        oid = _address_id(address_id)
-        is_default = changes.pop("is_default", None)
+    async def update(
+        self, caller: Principal, address_id: str, changes: FieldChanges, *, is_default: bool | None
+    ) -> AddressEntry:
+        """Change the fields in ``changes``; ``is_default`` True makes this the default,
+        None leaves it alone."""
         if is_default is False:
             # Unsetting is only a no-op on an address that is not the default.
-            current = await self._store.address(caller.user_id, oid)
-            if current is None:
-                raise NotFound("No such address.")
-            if current["is_default"]:
+            current = await self.get(caller, address_id)
+            if current.is_default:
                 raise Conflict("This is your default address; make another address the default instead.")
-        changes["updated_at"] = stored_now()
-        updated = await self._store.update_address(caller.user_id, oid, changes, make_default=is_default is True)
+        updated = await self._store.update_address(
+            caller.user_id, address_id, changes, updated_at=stored_now(), make_default=is_default is True
+        )
         if updated is None:
             raise NotFound("No such address.")
-        return public_address(updated)
+        return updated
 
     async def delete(self, caller: Principal, address_id: str) -> None:
-        if not await self._store.delete_address(caller.user_id, _address_id(address_id)):
+        if not await self._store.delete_address(caller.user_id, address_id):
             raise NotFound("No such address.")

@@ -79,26 +79,27 @@ async def jwks(request: Request) -> dict[str, Any]:
 
 
 @router.post("/otp/send", status_code=202, response_model=OtpSent, tags=["accounts"])
-async def send_otp(body: OtpRequest, otp: OtpDep) -> dict[str, int]:
+async def send_otp(body: OtpRequest, otp: OtpDep) -> OtpSent:
     """Email a 6-digit code for registration; one per address every 30 seconds. The answer
     is the same whether or not the address already has an account."""
-    return {"expires_in": await otp.send(body.email)}
+    return OtpSent(expires_in=await otp.send(body.email))
 
 
 @router.post("/register", status_code=201, response_model=UserOut, tags=["accounts"])
-async def register(body: RegisterRequest, accounts: AccountsDep) -> dict[str, Any]:
+async def register(body: RegisterRequest, accounts: AccountsDep) -> UserOut:
     """Open an account with the code mailed to ``email`` (any spelling of that address); the
     account keeps the address the code was mailed to. A wrong code is a 400 whether or not
     the address is taken; only the right code for a taken address is a 409."""
-    return await accounts.register(
+    user = await accounts.register(
         name=body.name, email=body.email, password=body.password, otp=body.otp, phone=body.phone
     )
+    return UserOut.of(user)
 
 
 @router.post("/login", response_model=TokenResponse, tags=["accounts"], openapi_extra=_LOGIN_BODY)
-async def login(request: Request, accounts: AccountsDep) -> dict[str, Any]:
+async def login(request: Request, accounts: AccountsDep) -> TokenResponse:
     credentials = await _login_request(request)
-    return await accounts.login(credentials.email, credentials.password)
+    return TokenResponse.of(await accounts.login(credentials.email, credentials.password))
 
 
 @router.get("/profile", response_model=Profile, tags=["profile"])
@@ -106,40 +107,41 @@ async def get_profile(
     principal: CurrentPrincipal,
     accounts: AccountsDep,
     user_id: Annotated[str | None, Query(max_length=64)] = None,
-) -> dict[str, Any]:
+) -> Profile:
     """The caller's profile, or (staff and admins only) another user's."""
-    return await accounts.profile(principal, user_id)
+    return Profile.of(await accounts.profile(principal, user_id))
 
 
 @router.patch("/profile", response_model=Profile, tags=["profile"])
-async def update_profile(body: ProfileUpdate, principal: CurrentPrincipal, accounts: AccountsDep) -> dict[str, Any]:
+async def update_profile(body: ProfileUpdate, principal: CurrentPrincipal, accounts: AccountsDep) -> Profile:
     """Change name and phone; role, email and id are not changeable here."""
-    return await accounts.update_profile(principal, body.model_dump(exclude_unset=True))
+    return Profile.of(await accounts.update_profile(principal, body.model_dump(exclude_unset=True)))
 
 
 @router.get("/addresses", response_model=list[SavedAddress], tags=["addresses"])
-async def list_addresses(principal: CurrentPrincipal, addresses: AddressesDep) -> list[dict[str, Any]]:
+async def list_addresses(principal: CurrentPrincipal, addresses: AddressesDep) -> list[SavedAddress]:
     """The caller's saved addresses: the default first, then oldest first."""
-    return await addresses.addresses(principal)
+    return [SavedAddress.of(address) for address in await addresses.addresses(principal)]
 
 
 @router.post("/addresses", status_code=201, response_model=SavedAddress, tags=["addresses"])
-async def add_address(body: AddressCreate, principal: CurrentPrincipal, addresses: AddressesDep) -> dict[str, Any]:
+async def add_address(body: AddressCreate, principal: CurrentPrincipal, addresses: AddressesDep) -> SavedAddress:
     """Save an address (at most 20); the first one becomes the default."""
-    return await addresses.add(principal, body.model_dump())
+    return SavedAddress.of(await addresses.add(principal, body, make_default=body.is_default))
 
 
 @router.get("/addresses/{address_id}", response_model=SavedAddress, tags=["addresses"])
-async def get_address(address_id: str, principal: CurrentPrincipal, addresses: AddressesDep) -> dict[str, Any]:
-    return await addresses.get(principal, address_id)
+async def get_address(address_id: str, principal: CurrentPrincipal, addresses: AddressesDep) -> SavedAddress:
+    return SavedAddress.of(await addresses.get(principal, address_id))
 
 
 @router.patch("/addresses/{address_id}", response_model=SavedAddress, tags=["addresses"])
 async def update_address(
     address_id: str, body: AddressUpdate, principal: CurrentPrincipal, addresses: AddressesDep
-) -> dict[str, Any]:
+) -> SavedAddress:
     """Change some fields; ``"is_default": true`` makes this the default address."""
-    return await addresses.update(principal, address_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True, exclude={"is_default"})
+    return SavedAddress.of(await addresses.update(principal, address_id, changes, is_default=body.is_default))
 
 
 @router.delete("/addresses/{address_id}", status_code=204, response_class=Response, tags=["addresses"])
@@ -156,7 +158,7 @@ dev_router = APIRouter(prefix="/dev", tags=["dev"])
 @dev_router.get("/outbox", response_model=list[OutboxMessage])
 async def dev_mail(
     request: Request, to: Annotated[EmailStr, Query(description="Recipient address")]
-) -> list[dict[str, Any]]:
+) -> list[OutboxMessage]:
     """Dev only: mail the service would have sent to ``to`` (any spelling), newest first."""
     mailbox: DevMailbox = request.app.state.dev_mailbox
-    return await mailbox.messages_to(to)
+    return [OutboxMessage.of(message) for message in await mailbox.messages_to(to)]

@@ -12,12 +12,11 @@ import hmac
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from pymongo.errors import PyMongoError
-
 from winkit.core.email import email_key
 from winkit.core.errors import BadRequest, ServiceUnavailable, TooManyRequests
 from winkit.core.settings import Settings
 from winkit.users.mail import MailSender
+from winkit.users.models import MailNotSent, OneTimeCode
 from winkit.users.sign_in_limits import SignInLimits
 from winkit.users.store import UsersStore
 
@@ -48,19 +47,20 @@ class OtpService:
         now = datetime.now(UTC)
         code = f"{secrets.randbelow(1_000_000):06d}"
         salt = secrets.token_hex(16)
-        record = {
-            "email": email,
-            "code_hash": _hash(code, salt),
-            "salt": salt,
-            "attempts": 0,
-            "sent_at": now,
-            "expires_at": now + timedelta(seconds=self._ttl),
-        }
-        if not await self._store.start_code(key, record, now - timedelta(seconds=self._cooldown)):
+        record = OneTimeCode(
+            email_key=key,
+            email=email,
+            code_hash=_hash(code, salt),
+            salt=salt,
+            attempts=0,
+            sent_at=now,
+            expires_at=now + timedelta(seconds=self._ttl),
+        )
+        if not await self._store.start_code(record, now - timedelta(seconds=self._cooldown)):
             existing = await self._store.code(key)
             wait = self._cooldown
             if existing is not None:
-                wait = int((existing["sent_at"] + timedelta(seconds=self._cooldown) - now).total_seconds()) + 1
+                wait = int((existing.sent_at + timedelta(seconds=self._cooldown) - now).total_seconds()) + 1
             raise TooManyRequests(
                 "A code was sent to this address moments ago; wait before asking again.",
                 retry_after=wait,
@@ -72,7 +72,7 @@ class OtpService:
         )
         try:
             await self._sender.send(email, f"{code} is your Winkit code", body)
-        except (OSError, PyMongoError) as exc:
+        except MailNotSent as exc:
             await self._store.drop_code(key)
             raise ServiceUnavailable("The code could not be sent; try again shortly.") from exc
         return self._ttl
@@ -85,16 +85,15 @@ class OtpService:
         if key is None:
             raise invalid
         record = await self._store.code(key)
-        if record is None or record["expires_at"] <= datetime.now(UTC):
+        if record is None or record.expires_at <= datetime.now(UTC):
             raise invalid
         # Counting the try before comparing stops parallel guesses from exceeding the limit.
         if not await self._store.count_attempt(key, self._max_attempts):
             raise invalid
-        presented = _hash(code, record["salt"])
-        if not hmac.compare_digest(presented, record["code_hash"]):
+        presented = _hash(code, record.salt)
+        if not hmac.compare_digest(presented, record.code_hash):
             raise invalid
         if not await self._store.consume_code(key, presented):
             raise invalid  # consumed concurrently by another request
         # A code sent before codes kept their address (they live minutes) has none.
-        sent_to: str = record.get("email", email)
-        return sent_to
+        return email if record.email is None else record.email

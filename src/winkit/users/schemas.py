@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 from winkit.core.address import City, DeliveryAddress, Line, MobileNumber, OptionalLine, Pincode
 from winkit.core.address import Name as RecipientName
 from winkit.core.auth import Role
+from winkit.users.models import AccessGrant, AddressEntry, MailboxMessage, UserAccount
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -81,6 +82,15 @@ class TokenResponse(BaseModel):
     user_id: str
     role: Role
 
+    @classmethod
+    def of(cls, grant: AccessGrant) -> TokenResponse:
+        return cls(
+            access_token=grant.token,
+            expires_in=grant.expires_in,
+            user_id=str(grant.account.id),
+            role=grant.account.role,
+        )
+
 
 class UserOut(BaseModel):
     id: str
@@ -89,10 +99,18 @@ class UserOut(BaseModel):
     role: Role
     created_at: datetime
 
+    @classmethod
+    def of(cls, user: UserAccount) -> UserOut:
+        return cls(id=str(user.id), name=user.name, email=user.email, role=user.role, created_at=user.created_at)
+
 
 class Profile(UserOut):
     phone: str | None = None
     updated_at: datetime
+
+    @classmethod
+    def of(cls, user: UserAccount) -> Profile:
+        return cls(**UserOut.of(user).model_dump(), phone=user.phone, updated_at=user.changed_at)
 
 
 class ProfileUpdate(Strict):
@@ -114,6 +132,10 @@ class OutboxMessage(BaseModel):
     subject: str
     body: str
     sent_at: datetime
+
+    @classmethod
+    def of(cls, message: MailboxMessage) -> OutboxMessage:
+        return cls(to=message.to, subject=message.subject, body=message.body, sent_at=message.sent_at)
 
 
 class AddressCreate(DeliveryAddress):
@@ -153,3 +175,7 @@ class SavedAddress(BaseModel):
     is_default: bool
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, address: AddressEntry) -> SavedAddress:
+        return cls(**address.model_dump(exclude={"id", "user_id"}), id=str(address.id))

@@ -1,18 +1,28 @@
-"""MongoDB access for the user service (database ``winkit_users``)."""
+"""MongoDB access for the user service (database ``winkit_users``): documents in, models
+out (winkit.users.models)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from winkit.core.database import Document, object_id
+from winkit.core.store import Store
+from winkit.users.models import (
+    AddressEntry,
+    FieldChanges,
+    MailboxMessage,
+    MailNotSent,
+    OneTimeCode,
+    SignInWindow,
+    UserAccount,
+)
 
 # The default first, then oldest first (the id breaks ties within a millisecond).
 _BOOK_ORDER = [("is_default", DESCENDING), ("created_at", ASCENDING), ("_id", ASCENDING)]
@@ -29,9 +39,9 @@ class AddressLimitReached(Exception):
     pass
 
 
-class UsersStore:
+class UsersStore(Store):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self._client = db.client
+        super().__init__(db)
         self.users = db["users"]
         self.addresses = db["addresses"]
         self.address_books = db["address_books"]
@@ -58,64 +68,73 @@ class UsersStore:
         await self.sign_in_windows.create_indexes([IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0)])
 
     # users
-    async def insert_user(self, user: Document) -> Document:
+    async def insert_user(self, user: UserAccount) -> None:
         try:
-            result = await self.users.insert_one(user)
+            await self.users.insert_one(user.to_document(), session=self.session)
         except DuplicateKeyError as exc:
-            raise EmailTaken(user["email"]) from exc
-        return {**user, "_id": result.inserted_id}
+            raise EmailTaken(user.email) from exc
 
-    async def user_by_email(self, email_key: str) -> Document | None:
-        return await self.users.find_one({"email_key": email_key})
+    async def user_by_email(self, email_key: str) -> UserAccount | None:
+        return UserAccount.from_optional(await self.users.find_one({"email_key": email_key}, session=self.session))
 
-    async def user_by_id(self, user_id: str) -> Document | None:
-        oid = object_id(user_id)
-        return None if oid is None else await self.users.find_one({"_id": oid})
-
-    async def update_user(self, user_id: str, changes: dict[str, Any]) -> Document | None:
+    async def user_by_id(self, user_id: str) -> UserAccount | None:
         oid = object_id(user_id)
         if oid is None:
             return None
-        return await self.users.find_one_and_update(
-            {"_id": oid}, {"$set": changes}, return_document=ReturnDocument.AFTER
-        )
+        return UserAccount.from_optional(await self.users.find_one({"_id": oid}, session=self.session))
 
-    async def set_password_hash(self, user_id: Any, password_hash: str) -> None:
-        await self.users.update_one({"_id": user_id}, {"$set": {"password_hash": password_hash}})
+    async def update_user(self, user_id: str, changes: FieldChanges, *, updated_at: datetime) -> UserAccount | None:
+        oid = object_id(user_id)
+        if oid is None:
+            return None
+        updated = await self.users.find_one_and_update(
+            {"_id": oid},
+            {"$set": {**changes, "updated_at": updated_at}},
+            return_document=ReturnDocument.AFTER,
+            session=self.session,
+        )
+        return UserAccount.from_optional(updated)
+
+    async def set_password_hash(self, user_id: ObjectId, password_hash: str) -> None:
+        await self.users.update_one({"_id": user_id}, {"$set": {"password_hash": password_hash}}, session=self.session)
 
     # one-time codes, keyed by the address's identity
-    async def start_code(self, email_key: str, code: Document, cooldown_start: datetime) -> bool:
+    async def start_code(self, code: OneTimeCode, cooldown_start: datetime) -> bool:
         """Store a new code unless one was sent after ``cooldown_start``; False if cooling down."""
         try:
             await self.codes.update_one(
-                {"_id": email_key, "sent_at": {"$lte": cooldown_start}}, {"$set": code}, upsert=True
+                {"_id": code.email_key, "sent_at": {"$lte": cooldown_start}},
+                {"$set": code.model_dump(by_alias=True, exclude={"email_key"})},
+                upsert=True,
+                session=self.session,
             )
         except DuplicateKeyError:
             # A code sent within the cooldown exists: the filter missed and the upsert collided.
             return False
         return True
 
-    async def code(self, email_key: str) -> Document | None:
-        return await self.codes.find_one({"_id": email_key})
+    async def code(self, email_key: str) -> OneTimeCode | None:
+        return OneTimeCode.from_optional(await self.codes.find_one({"_id": email_key}, session=self.session))
 
     async def count_attempt(self, email_key: str, max_attempts: int) -> bool:
         """Spend one try; False when the code has none left (or is gone)."""
         result = await self.codes.update_one(
-            {"_id": email_key, "attempts": {"$lt": max_attempts}}, {"$inc": {"attempts": 1}}
+            {"_id": email_key, "attempts": {"$lt": max_attempts}}, {"$inc": {"attempts": 1}}, session=self.session
         )
         return result.modified_count == 1
 
     async def consume_code(self, email_key: str, code_hash: str) -> bool:
-        result = await self.codes.delete_one({"_id": email_key, "code_hash": code_hash})
+        result = await self.codes.delete_one({"_id": email_key, "code_hash": code_hash}, session=self.session)
         return result.deleted_count == 1
 
     async def drop_code(self, email_key: str) -> None:
-        await self.codes.delete_one({"_id": email_key})
+        await self.codes.delete_one({"_id": email_key}, session=self.session)
 
     # sign-in attempts: one document per email identity and window, found by its _id
     async def sign_in_attempts(self, window_id: str) -> int:
-        window = await self.sign_in_windows.find_one({"_id": window_id})
-        return 0 if window is None else window["attempts"]
+        doc = await self.sign_in_windows.find_one({"_id": window_id}, session=self.session)
+        window = SignInWindow.from_optional(doc)
+        return 0 if window is None else window.attempts
 
     async def add_sign_in_attempt(self, window_id: str, limit: int, expires_at: datetime) -> bool:
         """Count one attempt in the window unless it holds ``limit`` already; False if it
@@ -125,101 +144,130 @@ class UsersStore:
         increment = {"$inc": {"attempts": 1}}
         try:
             await self.sign_in_windows.update_one(
-                below_limit, {**increment, "$setOnInsert": {"expires_at": expires_at}}, upsert=True
+                below_limit,
+                {**increment, "$setOnInsert": {"expires_at": expires_at}},
+                upsert=True,
+                session=self.session,
             )
         except DuplicateKeyError:
             # The filter missed a window that exists: it is full, or a concurrent attempt
             # opened it between the filter and the insert. Only the second kind fits now.
-            result = await self.sign_in_windows.update_one(below_limit, increment)
+            result = await self.sign_in_windows.update_one(below_limit, increment, session=self.session)
             return result.modified_count == 1
         return True
 
     # the dev mailbox
-    async def add_mail(self, message: Document) -> None:
-        await self.mail.insert_one(message)
+    async def add_mail(self, message: MailboxMessage) -> None:
+        """Raises MailNotSent when the database does not take the message."""
+        try:
+            await self.mail.insert_one(message.to_document(), session=self.session)
+        except PyMongoError as exc:
+            raise MailNotSent(message.to) from exc
 
-    async def mail_to(self, to_key: str, limit: int = 50) -> list[Document]:
-        cursor = self.mail.find({"to_key": to_key}).sort("sent_at", DESCENDING).limit(limit)
-        return await cursor.to_list()
+    async def mail_to(self, to_key: str, limit: int = 50) -> list[MailboxMessage]:
+        cursor = self.mail.find({"to_key": to_key}, session=self.session).sort("sent_at", DESCENDING).limit(limit)
+        return [MailboxMessage.from_document(doc) async for doc in cursor]
 
-    # addresses: every change that can move the default runs in a transaction that first
+    # addresses: every change that can move the default runs in a unit of work that first
     # writes the user's address_books document. Two such changes for one user therefore
-    # conflict, and with_transaction retries the loser on a fresh snapshot: they run as if
-    # one after the other, so "exactly one default" and the limit hold under concurrency.
-    async def _in_book(self, user_id: str, change: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
-        async def locked(session: AsyncClientSession) -> T:
+    # conflict, and the unit of work runs the loser again on a fresh snapshot: they run as
+    # if one after the other, so "exactly one default" and the limit hold under concurrency.
+    async def _in_book(self, user_id: str, change: Callable[[], Awaitable[T]]) -> T:
+        async def locked() -> T:
             await self.address_books.update_one(
-                {"_id": user_id}, {"$inc": {"changes": 1}}, upsert=True, session=session
+                {"_id": user_id}, {"$inc": {"changes": 1}}, upsert=True, session=self.session
             )
-            return await change(session)
+            return await change()
 
-        async with self._client.start_session() as session:
-            return await session.with_transaction(locked)
+        return await self.atomically(locked)
 
-    async def addresses_of(self, user_id: str) -> list[Document]:
-        return await self.addresses.find({"user_id": user_id}).sort(_BOOK_ORDER).to_list()
+    async def addresses_of(self, user_id: str) -> list[AddressEntry]:
+        cursor = self.addresses.find({"user_id": user_id}, session=self.session).sort(_BOOK_ORDER)
+        return [AddressEntry.from_document(doc) async for doc in cursor]
 
-    async def address(self, user_id: str, address_id: ObjectId) -> Document | None:
-        return await self.addresses.find_one({"_id": address_id, "user_id": user_id})
+    async def address(self, user_id: str, address_id: str) -> AddressEntry | None:
+        """None when ``address_id`` is no address of the user's, or not an id at all."""
+        oid = object_id(address_id)
+        if oid is None:
+            return None
+        return AddressEntry.from_optional(
+            await self.addresses.find_one({"_id": oid, "user_id": user_id}, session=self.session)
+        )
 
-    async def insert_address(self, address: Document, *, make_default: bool, limit: int) -> Document:
-        """Insert ``address`` (it carries ``user_id``); a user's first address is the default."""
-        user_id = address["user_id"]
+    async def insert_address(self, address: AddressEntry, *, limit: int) -> AddressEntry:
+        """Insert ``address``; it becomes the default if it asks to (``is_default``) or is
+        the user's first."""
 
-        async def insert(session: AsyncClientSession) -> Document:
-            count = await self.addresses.count_documents({"user_id": user_id}, session=session)
+        async def insert() -> AddressEntry:
+            count = await self.addresses.count_documents({"user_id": address.user_id}, session=self.session)
             if count >= limit:
                 raise AddressLimitReached(limit)
-            is_default = make_default or count == 0
-            if is_default:
-                await self._unset_default(user_id, session)
-            doc = {**address, "is_default": is_default}
-            result = await self.addresses.insert_one(doc, session=session)
-            return {**doc, "_id": result.inserted_id}
+            saved = address.model_copy(update={"is_default": address.is_default or count == 0})
+            if saved.is_default:
+                await self._unset_default(address.user_id)
+            await self.addresses.insert_one(saved.to_document(), session=self.session)
+            return saved
 
-        return await self._in_book(user_id, insert)
+        return await self._in_book(address.user_id, insert)
 
     async def update_address(
-        self, user_id: str, address_id: ObjectId, changes: Document, *, make_default: bool
-    ) -> Document | None:
-        where = {"_id": address_id, "user_id": user_id}
+        self, user_id: str, address_id: str, changes: FieldChanges, *, updated_at: datetime, make_default: bool
+    ) -> AddressEntry | None:
+        """None when ``address_id`` is no address of the user's, or not an id at all."""
+        oid = object_id(address_id)
+        if oid is None:
+            return None
+        where = {"_id": oid, "user_id": user_id}
+        change = {**changes, "updated_at": updated_at}
         if not make_default:
-            # Leaves is_default alone, so one document and no transaction.
-            return await self.addresses.find_one_and_update(
-                where, {"$set": changes}, return_document=ReturnDocument.AFTER
+            # Leaves is_default alone, so one document and no unit of work.
+            return AddressEntry.from_optional(
+                await self.addresses.find_one_and_update(
+                    where, {"$set": change}, return_document=ReturnDocument.AFTER, session=self.session
+                )
             )
 
-        async def update(session: AsyncClientSession) -> Document | None:
-            if await self.addresses.find_one(where, {"_id": 1}, session=session) is None:
+        async def update() -> AddressEntry | None:
+            if await self.addresses.find_one(where, {"_id": 1}, session=self.session) is None:
                 return None
-            await self._unset_default(user_id, session)
-            return await self.addresses.find_one_and_update(
-                where,
-                {"$set": {**changes, "is_default": True}},
-                return_document=ReturnDocument.AFTER,
-                session=session,
+            await self._unset_default(user_id)
+            return AddressEntry.from_optional(
+                await self.addresses.find_one_and_update(
+                    where,
+                    {"$set": {**change, "is_default": True}},
+                    return_document=ReturnDocument.AFTER,
+                    session=self.session,
+                )
             )
 
         return await self._in_book(user_id, update)
 
-    async def delete_address(self, user_id: str, address_id: ObjectId) -> bool:
-        """Delete; if it was the default, the oldest remaining address becomes the default."""
+    async def delete_address(self, user_id: str, address_id: str) -> bool:
+        """Delete; if it was the default, the oldest remaining address becomes the default.
+        False when ``address_id`` is no address of the user's, or not an id at all."""
+        oid = object_id(address_id)
+        if oid is None:
+            return False
 
-        async def delete(session: AsyncClientSession) -> bool:
-            deleted = await self.addresses.find_one_and_delete({"_id": address_id, "user_id": user_id}, session=session)
+        async def delete() -> bool:
+            deleted = await self.addresses.find_one_and_delete(
+                {"_id": oid, "user_id": user_id}, {"is_default": 1}, session=self.session
+            )
             if deleted is None:
                 return False
             if deleted["is_default"]:
-                oldest = await self.addresses.find_one({"user_id": user_id}, {"_id": 1}, sort=_OLDEST, session=session)
+                oldest = await self.addresses.find_one(
+                    {"user_id": user_id}, {"_id": 1}, sort=_OLDEST, session=self.session
+                )
                 if oldest is not None:
                     await self.addresses.update_one(
-                        {"_id": oldest["_id"]}, {"$set": {"is_default": True}}, session=session
+                        {"_id": oldest["_id"]}, {"$set": {"is_default": True}}, session=self.session
                     )
             return True
 
         return await self._in_book(user_id, delete)
 
-    async def _unset_default(self, user_id: str, session: AsyncClientSession) -> None:
+    async def _unset_default(self, user_id: str) -> None:
         await self.addresses.update_many(
-            {"user_id": user_id, "is_default": True}, {"$set": {"is_default": False}}, session=session
+            {"user_id": user_id, "is_default": True}, {"$set": {"is_default": False}}, session=self.session
         )
