@@ -18,10 +18,12 @@ from winkit.users.accounts import account_key
 from winkit.users.mail import SmtpMail, SmtpSender
 from winkit.users.models import (
     AccessGrant,
+    AddressChange,
     AddressEntry,
     MailboxMessage,
     MailNotSent,
     OneTimeCode,
+    ProfileChange,
     SignInWindow,
     UserAccount,
 )
@@ -227,3 +229,10 @@ async def test_an_smtp_server_that_cannot_be_reached_is_mail_not_sent():
         with pytest.raises(MailNotSent) as not_sent:
             await mail.send("ravi@example.com", "Your code", "123456")
     assert isinstance(not_sent.value.__cause__, OSError)
+
+
+def test_a_change_writes_only_the_fields_given_and_none_clears() -> None:
+    assert ProfileChange(name="Asha").to_document() == {"name": "Asha"}
+    assert ProfileChange(phone=None).to_document() == {"phone": None}
+    assert AddressChange().to_document() == {}
+    assert AddressChange(line2=None, city="Pune").to_document() == {"line2": None, "city": "Pune"}

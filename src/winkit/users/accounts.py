@@ -12,7 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from winkit.core.auth import Principal, Role, TokenIssuer
 from winkit.core.email import email_key
 from winkit.core.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from winkit.users.models import AccessGrant, FieldChanges, UserAccount
+from winkit.users.models import AccessGrant, ProfileChange, UserAccount
 from winkit.users.otp import OtpService
 from winkit.users.sign_in_limits import SignInLimits
 from winkit.users.store import EmailTaken, UsersStore
@@ -118,7 +118,7 @@ class Accounts:
             raise NotFound("No such user.")
         return user
 
-    async def update_profile(self, caller: Principal, changes: FieldChanges) -> UserAccount:
+    async def update_profile(self, caller: Principal, changes: ProfileChange) -> UserAccount:
         user = await self._store.update_user(caller.user_id, changes, updated_at=datetime.now(UTC))
         if user is None:
             raise NotFound("No such user.")

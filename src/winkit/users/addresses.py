@@ -6,7 +6,7 @@ from winkit.core.address import DeliveryAddress
 from winkit.core.auth import Principal
 from winkit.core.database import stored_now
 from winkit.core.errors import Conflict, NotFound
-from winkit.users.models import AddressEntry, FieldChanges
+from winkit.users.models import AddressChange, AddressEntry
 from winkit.users.store import AddressLimitReached, UsersStore
 
 MAX_ADDRESSES = 20
@@ -39,7 +39,7 @@ class AddressBook:
             ) from exc
 
     async def update(
-        self, caller: Principal, address_id: str, changes: FieldChanges, *, is_default: bool | None
+        self, caller: Principal, address_id: str, changes: AddressChange, *, is_default: bool | None
     ) -> AddressEntry:
         """Change the fields in ``changes``; ``is_default`` True makes this the default,
         None leaves it alone."""

@@ -13,6 +13,7 @@ from winkit.core.service import from_state
 from winkit.users.accounts import Accounts
 from winkit.users.addresses import AddressBook
 from winkit.users.mail import DevMailbox
+from winkit.users.models import AddressChange, ProfileChange
 from winkit.users.otp import OtpService
 from winkit.users.schemas import (
     AddressCreate,
@@ -115,7 +116,8 @@ async def get_profile(
 @router.patch("/profile", response_model=Profile, tags=["profile"])
 async def update_profile(body: ProfileUpdate, principal: CurrentPrincipal, accounts: AccountsDep) -> Profile:
     """Change name and phone; role, email and id are not changeable here."""
-    return Profile.of(await accounts.update_profile(principal, body.model_dump(exclude_unset=True)))
+    changes = ProfileChange(**body.model_dump(exclude_unset=True))
+    return Profile.of(await accounts.update_profile(principal, changes))
 
 
 @router.get("/addresses", response_model=list[SavedAddress], tags=["addresses"])
@@ -140,7 +142,7 @@ async def update_address(
     address_id: str, body: AddressUpdate, principal: CurrentPrincipal, addresses: AddressesDep
 ) -> SavedAddress:
     """Change some fields; ``"is_default": true`` makes this the default address."""
-    changes = body.model_dump(exclude_unset=True, exclude={"is_default"})
+    changes = AddressChange(**body.model_dump(exclude_unset=True, exclude={"is_default"}))
     return SavedAddress.of(await addresses.update(principal, address_id, changes, is_default=body.is_default))
 
 

@@ -10,11 +10,31 @@ from bson import ObjectId
 from pydantic import BaseModel, ConfigDict, Field
 
 from winkit.core.auth import Role
+from winkit.core.database import Document
 from winkit.core.store import StoredModel
 
-# Changes to some of an account's or an address's text fields, by field name: the fields
-# left out stay as they are, and None clears an optional one.
-FieldChanges = dict[str, str | None]
+
+class FieldChanges(BaseModel):
+    """Fields to change: only those given are written (the others stay as they are), and
+    one given as None is cleared."""
+
+    def to_document(self) -> Document:
+        return self.model_dump(exclude_unset=True)
+
+
+class ProfileChange(FieldChanges):
+    name: str | None = None
+    phone: str | None = None
+
+
+class AddressChange(FieldChanges):
+    name: str | None = None
+    phone: str | None = None
+    line1: str | None = None
+    line2: str | None = None
+    landmark: str | None = None
+    city: str | None = None
+    pincode: str | None = None
 
 
 class MailNotSent(Exception):

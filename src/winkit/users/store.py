@@ -15,11 +15,12 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from winkit.core.database import Document, object_id
 from winkit.core.store import Store
 from winkit.users.models import (
+    AddressChange,
     AddressEntry,
-    FieldChanges,
     MailboxMessage,
     MailNotSent,
     OneTimeCode,
+    ProfileChange,
     SignInWindow,
     UserAccount,
 )
@@ -83,13 +84,13 @@ class UsersStore(Store):
             return None
         return UserAccount.from_optional(await self.users.find_one({"_id": oid}, session=self.session))
 
-    async def update_user(self, user_id: str, changes: FieldChanges, *, updated_at: datetime) -> UserAccount | None:
+    async def update_user(self, user_id: str, changes: ProfileChange, *, updated_at: datetime) -> UserAccount | None:
         oid = object_id(user_id)
         if oid is None:
             return None
         updated = await self.users.find_one_and_update(
             {"_id": oid},
-            {"$set": {**changes, "updated_at": updated_at}},
+            {"$set": {**changes.to_document(), "updated_at": updated_at}},
             return_document=ReturnDocument.AFTER,
             session=self.session,
         )
@@ -211,14 +212,14 @@ class UsersStore(Store):
         return await self._in_book(address.user_id, insert)
 
     async def update_address(
-        self, user_id: str, address_id: str, changes: FieldChanges, *, updated_at: datetime, make_default: bool
+        self, user_id: str, address_id: str, changes: AddressChange, *, updated_at: datetime, make_default: bool
     ) -> AddressEntry | None:
         """None when ``address_id`` is no address of the user's, or not an id at all."""
         oid = object_id(address_id)
         if oid is None:
             return None
         where = {"_id": oid, "user_id": user_id}
-        change = {**changes, "updated_at": updated_at}
+        change = {**changes.to_document(), "updated_at": updated_at}
         if not make_default:
             # Leaves is_default alone, so one document and no unit of work.
             return AddressEntry.from_optional(
