@@ -15,7 +15,16 @@ from harness import CHECKOUT, assert_problem, eventually, new_product
 from pymongo import AsyncMongoClient, MongoClient
 
 from winkit.core.auth import ServiceTokens
-from winkit.core.event_contracts import DeliveryStatusChanged, Event, EventData, OrderCreated, StockChanged, wire
+from winkit.core.event_contracts import (
+    DeliveryStatusChanged,
+    Event,
+    EventData,
+    OrderCreated,
+    StockChanged,
+    Unreadable,
+    read,
+    wire,
+)
 from winkit.core.events import EventBus, _in_rounds
 from winkit.core.keys import service_secret
 from winkit.core.order_status import OrderStatus
@@ -274,3 +283,42 @@ def test_event_data_goes_out_as_it_always_has():
         "placed_at",
         "promised_at",
     ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "why"),
+    [
+        (b"not json", "malformed", "not an event this service can parse"),
+        (b'{"id": "e1"}', "malformed", "not an event this service can parse"),
+        (
+            b'{"id": "e1", "type": "order.shipped", "version": 1, "source": "x", "occurred_at": "t", "data": {}}',
+            "unreadable_version",
+            "order.shipped is not an event type this service knows",
+        ),
+        (
+            b'{"id": "e1", "type": "stock.changed", "version": 2, "source": "x", "occurred_at": "t", "data": {}}',
+            "unreadable_version",
+            "stock.changed version 2 is newer than this service reads (1)",
+        ),
+        (
+            b'{"id": "e1", "type": "product.changed", "version": 1, "source": "x", "occurred_at": "t",'
+            b' "data": {"product_id": "p1", "version": "secret-value"}}',
+            "invalid_data",
+            "version: Input should be a valid integer, unable to parse string as an integer",
+        ),
+    ],
+)
+def test_an_event_this_service_cannot_read_says_why_without_its_values(raw, reason, why):
+    with pytest.raises(Unreadable) as refused:
+        read(raw)
+    assert refused.value.reason == reason
+    assert refused.value.why == why
+    assert (refused.value.event is None) == (reason == "malformed")
+
+
+def test_a_readable_event_comes_with_its_data_as_its_model():
+    changed = stock_changed()
+    event, data = read(wire(new_event(changed, "test")))
+    assert event.type == "stock.changed"
+    assert isinstance(data, StockChanged)
+    assert data == changed

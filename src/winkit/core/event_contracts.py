@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from winkit.core.address import ShippingAddress
 from winkit.core.database import Document
@@ -116,19 +116,39 @@ class Event:
             data=dict(body["data"]),
         )
 
-    def unreadable(self) -> str | None:
-        """Why this service cannot read the event (a type it does not know, or a newer
-        version of one than it was written for); None if it can."""
-        known = EVENT_VERSIONS.get(self.type)
-        if known is None:
-            return f"{self.type} is not an event type this service knows"
-        if self.version > known:
-            return f"{self.type} version {self.version} is newer than this service reads ({known})"
-        return None
 
-    def payload(self) -> EventData:
-        """The data as its type's model; pydantic's ValidationError if it does not fit."""
-        return EVENT_TYPES[self.type].model_validate(self.data)
+class Unreadable(Exception):
+    """An event this service cannot read: why (``reason``, one word; ``why``, in words,
+    never the data's values), and the event if its envelope parsed."""
+
+    def __init__(self, reason: str, why: str, event: Event | None = None) -> None:
+        super().__init__(why)
+        self.reason = reason
+        self.why = why
+        self.event = event
+
+
+def read(raw: bytes) -> tuple[Event, EventData]:
+    """An event as published, and its data as its type's model. Unreadable when it is
+    ``malformed`` (no event at all), of a type this service does not know or a newer
+    version than it reads (``unreadable_version``), or its data does not fit its model
+    (``invalid_data``)."""
+    try:
+        event = Event.parse(raw)
+    except (ValueError, KeyError, TypeError):
+        raise Unreadable("malformed", "not an event this service can parse") from None
+    known = EVENT_VERSIONS.get(event.type)
+    if known is None:
+        raise Unreadable("unreadable_version", f"{event.type} is not an event type this service knows", event)
+    if event.version > known:
+        why = f"{event.type} version {event.version} is newer than this service reads ({known})"
+        raise Unreadable("unreadable_version", why, event)
+    try:
+        return event, EVENT_TYPES[event.type].model_validate(event.data)
+    except ValidationError as exc:
+        # Where and what, never the values: an address or a name may be among them.
+        why = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise Unreadable("invalid_data", why, event) from None
 
 
 def wire(doc: Document) -> bytes:

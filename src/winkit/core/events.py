@@ -31,12 +31,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from nats.js.errors import NotFoundError
 from prometheus_client import CollectorRegistry
 from prometheus_client import Counter as MetricCounter
-from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from winkit.core import tracing
 from winkit.core.database import Document
-from winkit.core.event_contracts import Event, EventData, wire
+from winkit.core.event_contracts import Event, EventData, Unreadable, read, wire
 from winkit.core.outbox import RELAY_PAGE, TRACE_CONTEXT, Inbox, Outbox
 from winkit.core.store import AlreadyProcessed, apply_once
 
@@ -94,12 +93,6 @@ def _in_rounds(docs: list[Document]) -> list[list[Document]]:
         rounds[seen[about]].append(doc)
         seen[about] += 1
     return rounds
-
-
-def _invalid(exc: ValidationError) -> str:
-    """Why event data does not fit its model: where and what, never the values (an
-    address or a name may be among them)."""
-    return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
 
 
 def _where(url: str) -> str:
@@ -235,17 +228,13 @@ class EventBus:
         async def hear(message: Any) -> None:
             with tracing.consuming(message.subject, message.headers):
                 try:
-                    event = Event.parse(message.data)
-                    if (unreadable := event.unreadable()) is not None:
-                        # Live views re-read the truth later; nothing to keep, only to say.
-                        log.warning("event_unreadable", event_type=event_type, event_id=event.id, why=unreadable)
-                        return
-                    try:
-                        data = event.payload()
-                    except ValidationError as exc:
-                        why = _invalid(exc)
-                        log.warning("event_unreadable", event_type=event_type, event_id=event.id, why=why)
-                        return
+                    _, data = read(message.data)
+                except Unreadable as refused:
+                    # Live views re-read the truth later; nothing to keep, only to say.
+                    event_id = refused.event.id if refused.event is not None else None
+                    log.warning("event_unreadable", event_type=event_type, event_id=event_id, why=refused.why)
+                    return
+                try:
                     await handler(data)
                 except Exception as exc:
                     log.exception("event_listener_failed", event_type=event_type)
@@ -375,18 +364,10 @@ class EventBus:
                 continue
             for message in messages:
                 try:
-                    event = Event.parse(message.data)
-                except (ValueError, KeyError, TypeError):
-                    # Never redelivered: what cannot parse now never will.
-                    await self._dead_letter(durable, message, None, "malformed", "not an event this service can parse")
-                    continue
-                if (unreadable := event.unreadable()) is not None:
-                    await self._dead_letter(durable, message, event, "unreadable_version", unreadable)
-                    continue
-                try:
-                    data = event.payload()
-                except ValidationError as exc:
-                    await self._dead_letter(durable, message, event, "invalid_data", _invalid(exc))
+                    event, data = read(message.data)
+                except Unreadable as refused:
+                    # Never redelivered: what cannot be read now never will.
+                    await self._dead_letter(durable, message, refused.event, refused.reason, refused.why)
                     continue
                 await slots.acquire()
                 about = _about(event.data, event.id)
