@@ -141,7 +141,7 @@ class StoredModel(BaseModel):
 
     @classmethod
     def from_optional(cls, doc: Document | None) -> Self | None:
-        return None if doc is None else cls.model_validate(doc)
+        return None if doc is None else cls.from_document(doc)
 
     def to_document(self) -> Document:
         return self.model_dump(by_alias=True)
