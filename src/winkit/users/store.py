@@ -36,10 +36,6 @@ class EmailTaken(Exception):
     pass
 
 
-class AddressLimitReached(Exception):
-    pass
-
-
 class UsersStore(Store):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         super().__init__(db)
@@ -169,11 +165,12 @@ class UsersStore(Store):
         cursor = self.mail.find({"to_key": to_key}, session=self.session).sort("sent_at", DESCENDING).limit(limit)
         return [MailboxMessage.from_document(doc) async for doc in cursor]
 
-    # addresses: every change that can move the default runs in a unit of work that first
-    # writes the user's address_books document. Two such changes for one user therefore
-    # conflict, and the unit of work runs the loser again on a fresh snapshot: they run as
-    # if one after the other, so "exactly one default" and the limit hold under concurrency.
-    async def _in_book(self, user_id: str, change: Callable[[], Awaitable[T]]) -> T:
+    # addresses: a change that can move the default runs in ``in_address_book``, a unit of
+    # work that first writes the user's address_books document. Two such changes for one
+    # user therefore conflict, and the unit of work runs the loser again on a fresh
+    # snapshot: they run as if one after the other, so the book's rules (one default, a
+    # limit) hold under concurrency.
+    async def in_address_book(self, user_id: str, change: Callable[[], Awaitable[T]]) -> T:
         async def locked() -> T:
             await self.address_books.update_one(
                 {"_id": user_id}, {"$inc": {"changes": 1}}, upsert=True, session=self.session
@@ -195,80 +192,50 @@ class UsersStore(Store):
             await self.addresses.find_one({"_id": oid, "user_id": user_id}, session=self.session)
         )
 
-    async def insert_address(self, address: AddressEntry, *, limit: int) -> AddressEntry:
-        """Insert ``address``; it becomes the default if it asks to (``is_default``) or is
-        the user's first."""
+    async def oldest_address(self, user_id: str) -> AddressEntry | None:
+        return AddressEntry.from_optional(
+            await self.addresses.find_one({"user_id": user_id}, sort=_OLDEST, session=self.session)
+        )
 
-        async def insert() -> AddressEntry:
-            count = await self.addresses.count_documents({"user_id": address.user_id}, session=self.session)
-            if count >= limit:
-                raise AddressLimitReached(limit)
-            saved = address.model_copy(update={"is_default": address.is_default or count == 0})
-            if saved.is_default:
-                await self._unset_default(address.user_id)
-            await self.addresses.insert_one(saved.to_document(), session=self.session)
-            return saved
+    async def count_addresses(self, user_id: str) -> int:
+        return await self.addresses.count_documents({"user_id": user_id}, session=self.session)
 
-        return await self._in_book(address.user_id, insert)
+    async def insert_address(self, address: AddressEntry) -> None:
+        await self.addresses.insert_one(address.to_document(), session=self.session)
 
     async def update_address(
         self, user_id: str, address_id: str, changes: AddressChange, *, updated_at: datetime, make_default: bool
     ) -> AddressEntry | None:
-        """None when ``address_id`` is no address of the user's, or not an id at all."""
+        """Set ``changes`` (and ``is_default``, if ``make_default``); the address after.
+        None when ``address_id`` is no address of the user's, or not an id at all."""
         oid = object_id(address_id)
         if oid is None:
             return None
-        where = {"_id": oid, "user_id": user_id}
         change = {**changes.to_document(), "updated_at": updated_at}
-        if not make_default:
-            # Leaves is_default alone, so one document and no unit of work.
-            return AddressEntry.from_optional(
-                await self.addresses.find_one_and_update(
-                    where, {"$set": change}, return_document=ReturnDocument.AFTER, session=self.session
-                )
-            )
+        if make_default:
+            change["is_default"] = True
+        updated = await self.addresses.find_one_and_update(
+            {"_id": oid, "user_id": user_id},
+            {"$set": change},
+            return_document=ReturnDocument.AFTER,
+            session=self.session,
+        )
+        return AddressEntry.from_optional(updated)
 
-        async def update() -> AddressEntry | None:
-            if await self.addresses.find_one(where, {"_id": 1}, session=self.session) is None:
-                return None
-            await self._unset_default(user_id)
-            return AddressEntry.from_optional(
-                await self.addresses.find_one_and_update(
-                    where,
-                    {"$set": {**change, "is_default": True}},
-                    return_document=ReturnDocument.AFTER,
-                    session=self.session,
-                )
-            )
-
-        return await self._in_book(user_id, update)
-
-    async def delete_address(self, user_id: str, address_id: str) -> bool:
-        """Delete; if it was the default, the oldest remaining address becomes the default.
-        False when ``address_id`` is no address of the user's, or not an id at all."""
+    async def delete_address(self, user_id: str, address_id: str) -> AddressEntry | None:
+        """The address deleted; None when ``address_id`` is no address of the user's, or not
+        an id at all."""
         oid = object_id(address_id)
         if oid is None:
-            return False
+            return None
+        deleted = await self.addresses.find_one_and_delete({"_id": oid, "user_id": user_id}, session=self.session)
+        return AddressEntry.from_optional(deleted)
 
-        async def delete() -> bool:
-            deleted = await self.addresses.find_one_and_delete(
-                {"_id": oid, "user_id": user_id}, {"is_default": 1}, session=self.session
-            )
-            if deleted is None:
-                return False
-            if deleted["is_default"]:
-                oldest = await self.addresses.find_one(
-                    {"user_id": user_id}, {"_id": 1}, sort=_OLDEST, session=self.session
-                )
-                if oldest is not None:
-                    await self.addresses.update_one(
-                        {"_id": oldest["_id"]}, {"$set": {"is_default": True}}, session=self.session
-                    )
-            return True
+    async def make_default(self, address: AddressEntry) -> None:
+        """Only marks it: the caller sees to it that no other address of the user's is the default."""
+        await self.addresses.update_one({"_id": address.id}, {"$set": {"is_default": True}}, session=self.session)
 
-        return await self._in_book(user_id, delete)
-
-    async def _unset_default(self, user_id: str) -> None:
+    async def unset_default(self, user_id: str) -> None:
         await self.addresses.update_many(
             {"user_id": user_id, "is_default": True}, {"$set": {"is_default": False}}, session=self.session
         )
